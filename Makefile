@@ -1,0 +1,40 @@
+# Payam Iran — developer entry points. Quick start: `make run`, then `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test check bench stop clean install
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+## run: install, bring up the embedded PostgreSQL (unless PAYAM_DATABASE_URL is set), migrate,
+##      create the master key and first admin token, then serve on http://127.0.0.1:8040
+run: $(STAMP)
+	$(BIN)/payam init
+	@scripts/next-steps.sh
+	exec $(BIN)/payam serve
+
+## test: the whole suite against a real PostgreSQL
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## check: lint, format check, strict typing
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## stop: stop the embedded PostgreSQL
+stop: $(STAMP)
+	$(BIN)/payam db stop
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Channel adapters: one package per channel, each of the same shape."""

@@ -1,0 +1,54 @@
+"""The aiohttp application: routes from every API module, middleware, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.api import admin_agencies, admin_numbering, health, me, openapi
+from gateway.api.http import DRAINING, SERVICES, problem_middleware
+from gateway.services import Services
+
+log = logging.getLogger(__name__)
+
+_PURGE_INTERVAL = 60.0
+
+
+async def _purge_seen_tokens(app: web.Application) -> AsyncIterator[None]:
+    """Background: forget JWT ids once their tokens could no longer pass the iat window."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(_PURGE_INTERVAL)
+            try:
+                await app[SERVICES].auth.purge_seen_tokens()
+            except Exception:
+                log.exception("purging seen token ids failed")
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _start_draining(app: web.Application) -> None:
+    # /readyz turns 503 first, so a load balancer stops sending before connections close.
+    app[DRAINING][0] = True
+
+
+def build_app(services: Services) -> web.Application:
+    app = web.Application(
+        middlewares=[problem_middleware], client_max_size=services.config.http.max_body_bytes
+    )
+    app[SERVICES] = services
+    app[DRAINING] = [False]
+    for module in (health, me, admin_agencies, admin_numbering, openapi):
+        module.register(app)
+    app.cleanup_ctx.append(_purge_seen_tokens)
+    app.on_shutdown.append(_start_draining)
+    return app

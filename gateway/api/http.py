@@ -1,0 +1,134 @@
+"""HTTP plumbing shared by every route module: app keys, JSON in/out, auth helpers, errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.auth import AdminPrincipal, AgencyPrincipal
+from gateway.errors import PROBLEM_CONTENT_TYPE, Problem
+from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gateway.services import Services
+
+log = logging.getLogger(__name__)
+
+SERVICES = web.AppKey("services", Services)
+DRAINING = web.AppKey("draining", list[bool])
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def problem_response(exc: Problem, instance: str = "") -> web.Response:
+    resp = web.Response(
+        body=orjson.dumps(exc.body(instance)), status=exc.status, content_type="application/json"
+    )
+    resp.headers["Content-Type"] = PROBLEM_CONTENT_TYPE
+    if exc.status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="payam"'
+    return resp
+
+
+async def read_json(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise Problem("unsupported_media_type", f"got {request.content_type or 'no type'}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Problem("body_too_large", f"at most {request.client_max_size} bytes") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem("malformed_json", str(exc)) from None
+
+
+def client_addr(request: web.Request) -> str:
+    """The caller's address; X-Forwarded-For is believed only from configured proxies."""
+    peer = request.remote or ""
+    trusted = request.app[SERVICES].config.http.trusted_proxies
+    if not trusted or peer not in trusted:
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
+
+
+async def agency_auth(request: web.Request) -> AgencyPrincipal:
+    return await services(request).auth.agency(
+        request.headers.get("Authorization"), client_addr(request)
+    )
+
+
+async def admin_auth(request: web.Request, *, write: bool) -> AdminPrincipal:
+    return await services(request).auth.admin(
+        request.headers.get("Authorization"), client_addr(request), write=write
+    )
+
+
+def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Problem("invalid_parameter", f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise Problem("invalid_parameter", f"{name} must be {lo}..{hi}")
+    return value
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as problem+json; every request is counted and timed by route."""
+    started = time.perf_counter()
+    route = _route_name(request)
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except Problem as exc:
+        status = exc.status
+        return problem_response(exc, request.path)
+    except web.HTTPRequestEntityTooLarge:
+        status = 413
+        return problem_response(Problem("body_too_large"), request.path)
+    except web.HTTPNotFound:
+        status = 404
+        return problem_response(Problem("not_found", request.path), request.path)
+    except web.HTTPMethodNotAllowed:
+        status = 405
+        return problem_response(Problem("method_not_allowed", request.method), request.path)
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, route)
+        return problem_response(Problem("internal_error"), request.path)
+    finally:
+        HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
+        HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)

@@ -1,0 +1,453 @@
+"""The OpenAPI 3.1 document, served at ``GET /v1/openapi.json``.
+
+Built in code so that schemas are shared, not copied; a test proves that every registered route
+appears here and nothing here is missing from the router.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+
+from gateway import __version__
+from gateway.api.http import json_response
+from gateway.errors import CATALOGUE
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {JSON: {"schema": schema}}}
+
+
+def _ok(description: str, schema: dict[str, Any], status: str = "200") -> dict[str, Any]:
+    return {status: {"description": description, "content": {JSON: {"schema": schema}}}}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    return {
+        str(s): {
+            "description": "problem+json; see the `code`",
+            "content": {PROBLEM: {"schema": _ref("Problem")}},
+        }
+        for s in statuses
+    }
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    security: str | None,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    errors: tuple[int, ...] = (),
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {**responses, **_problems(*errors)}}
+    op["security"] = [{security: []}] if security else []
+    if body is not None:
+        op["requestBody"] = body
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+TIME = {"type": ["string", "null"], "format": "date-time"}
+UUID = {"type": "string", "format": "uuid"}
+AGENCY_ID = _path_param("agency_id", UUID)
+ADMIN_W = (400, 401, 403, 404, 409, 413, 415, 422)
+ADMIN_R = (400, 401, 403, 404)
+
+
+def _schemas() -> dict[str, Any]:
+    agency_fields = {
+        "name_fa": {**STR, "maxLength": 200, "description": "Persian name"},
+        "name_en": {**STR, "maxLength": 200},
+        "contact_name": {**STR, "maxLength": 200},
+        "contact_email": {**STR, "maxLength": 254},
+        "contact_phone": {**STR, "maxLength": 32, "description": "stored as E.164"},
+        "tps": {**INT, "minimum": 1, "maximum": 100000, "default": 50},
+        "daily_fragment_quota": {
+            **INT,
+            "minimum": 0,
+            "default": 100000,
+            "description": "SMS fragments per Tehran day",
+        },
+        "link_domains": {
+            "type": "array",
+            "items": STR,
+            "maxItems": 100,
+            "description": "domains (and subdomains) links in SMS may point to",
+        },
+        "callback_url": {
+            **STR,
+            "maxLength": 2048,
+            "description": "https:// (http only for loopback)",
+        },
+    }
+    legal_id = {
+        **STR,
+        "pattern": "^[0-9]{11}$",
+        "description": "legal-entity national ID (شناسه ملی), checksum-validated",
+    }
+    allocation = _obj(
+        {
+            "id": INT,
+            "kind": {"enum": ["shortcode", "sub_number", "ussd_code", "mask"]},
+            "value": STR,
+            "agency_id": UUID,
+            "parent_id": {"type": ["integer", "null"]},
+            "label": STR,
+            "allocated_at": TIME,
+            "allocated_by": STR,
+            "released_at": TIME,
+            "released_by": {"type": ["string", "null"]},
+            "quarantine_until": TIME,
+            "active": {"type": "boolean"},
+        }
+    )
+    return {
+        "Problem": {
+            "type": "object",
+            "required": ["type", "title", "status", "code"],
+            "properties": {
+                "type": STR,
+                "title": STR,
+                "title_fa": STR,
+                "status": INT,
+                "detail": STR,
+                "detail_fa": STR,
+                "instance": STR,
+                "code": {"enum": sorted(CATALOGUE)},
+                "errors": {
+                    "type": "array",
+                    "items": _obj({"field": STR, "code": STR, "message": STR}),
+                },
+            },
+        },
+        "AgencyCreate": _obj(
+            {**agency_fields, "legal_id": legal_id}, ["name_fa", "name_en", "legal_id"]
+        ),
+        "AgencyUpdate": _obj(agency_fields),
+        "Agency": _obj(
+            {
+                "id": UUID,
+                **agency_fields,
+                "legal_id": legal_id,
+                "status": {"enum": ["active", "suspended"]},
+                "status_reason": STR,
+                "created_at": TIME,
+                "updated_at": TIME,
+            }
+        ),
+        "ApiKey": _obj(
+            {
+                "key_id": STR,
+                "agency_id": UUID,
+                "name": STR,
+                "key_type": {"enum": ["live", "test"]},
+                "fingerprint": STR,
+                "created_at": TIME,
+                "revoked_at": TIME,
+                "last_used_at": TIME,
+                "active": {"type": "boolean"},
+            }
+        ),
+        "Allocation": allocation,
+        "AllocateRequest": _obj(
+            {
+                "kind": {"enum": ["shortcode", "sub_number", "ussd_code", "mask"]},
+                "value": {**STR, "description": "omit to take the next free value"},
+                "digits": {**INT, "minimum": 1, "maximum": 8},
+                "parent_id": {
+                    **INT,
+                    "description": "for sub_number: the shortcode's allocation id",
+                },
+                "label": STR,
+            },
+            ["kind"],
+        ),
+        "AuditEntry": _obj(
+            {
+                "id": INT,
+                "at": TIME,
+                "actor": STR,
+                "action": STR,
+                "target": STR,
+                "outcome": STR,
+                "client_addr": STR,
+                "detail": {"type": "object"},
+            }
+        ),
+        "Me": _obj(
+            {
+                "agency": _obj(
+                    {"id": UUID, "name_fa": STR, "name_en": STR, "legal_id": STR, "status": STR}
+                ),
+                "key": _obj({"key_id": STR, "key_type": STR}),
+                "test_mode": {"type": "boolean"},
+                "limits": _obj({"tps": INT, "daily_fragment_quota": INT}),
+                "numbers": {"type": "array", "items": _ref("Allocation")},
+                "link_domains": {"type": "array", "items": STR},
+                "callback_url": STR,
+            }
+        ),
+    }
+
+
+@cache
+def spec() -> dict[str, Any]:
+    agency = _ok("the agency", _obj({"agency": _ref("Agency")}))
+    reason = _body(_obj({"reason": {**STR, "maxLength": 500}}), required=False)
+    status_obj = _obj({"status": STR, "database": STR})
+    paths: dict[str, Any] = {
+        "/healthz": {"get": _op("Liveness", _ok("alive", status_obj), security=None)},
+        "/readyz": {
+            "get": _op(
+                "Readiness (database reachable, not draining)",
+                {**_ok("ready", status_obj), "503": {"description": "not ready"}},
+                security=None,
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics",
+                {
+                    "200": {
+                        "description": "text exposition",
+                        "content": {"text/plain": {"schema": STR}},
+                    }
+                },
+                security=None,
+            )
+        },
+        "/v1/openapi.json": {
+            "get": _op("This document", _ok("OpenAPI 3.1", {"type": "object"}), security=None)
+        },
+        "/v1/me": {
+            "get": _op(
+                "The calling agency, its numbers and limits",
+                _ok("me", _ref("Me")),
+                security="agencyJwt",
+                errors=(401, 403),
+            )
+        },
+        "/admin/v1/agencies": {
+            "post": _op(
+                "Register an agency (webhook secret shown once)",
+                _ok("created", _obj({"agency": _ref("Agency"), "webhook_secret": STR}), "201"),
+                security="adminToken",
+                body=_body(_ref("AgencyCreate")),
+                errors=ADMIN_W,
+            ),
+            "get": _op(
+                "List agencies",
+                _ok(
+                    "page",
+                    _obj(
+                        {
+                            "agencies": {"type": "array", "items": _ref("Agency")},
+                            "next_after": {"type": ["string", "null"]},
+                        }
+                    ),
+                ),
+                security="adminToken",
+                params=[
+                    _query("status", {"enum": ["active", "suspended"]}),
+                    _query("limit", {**INT, "minimum": 1, "maximum": 1000}),
+                    _query("after", UUID, "next_after of the previous page"),
+                ],
+                errors=ADMIN_R,
+            ),
+        },
+        "/admin/v1/agencies/{agency_id}": {
+            "get": _op(
+                "Show an agency", agency, security="adminToken", params=[AGENCY_ID], errors=ADMIN_R
+            ),
+            "patch": _op(
+                "Update an agency",
+                agency,
+                security="adminToken",
+                params=[AGENCY_ID],
+                body=_body(_ref("AgencyUpdate")),
+                errors=ADMIN_W,
+            ),
+        },
+        "/admin/v1/agencies/{agency_id}/suspend": {
+            "post": _op(
+                "Suspend: its keys are refused at once",
+                agency,
+                security="adminToken",
+                params=[AGENCY_ID],
+                body=reason,
+                errors=ADMIN_W,
+            )
+        },
+        "/admin/v1/agencies/{agency_id}/resume": {
+            "post": _op(
+                "Resume a suspended agency",
+                agency,
+                security="adminToken",
+                params=[AGENCY_ID],
+                body=reason,
+                errors=ADMIN_W,
+            )
+        },
+        "/admin/v1/agencies/{agency_id}/webhook-secret": {
+            "post": _op(
+                "Rotate the webhook signing secret (shown once)",
+                _ok("new secret", _obj({"webhook_secret": STR})),
+                security="adminToken",
+                params=[AGENCY_ID],
+                errors=ADMIN_W,
+            )
+        },
+        "/admin/v1/agencies/{agency_id}/keys": {
+            "post": _op(
+                "Issue an API key (secret shown once)",
+                _ok("created", _obj({"key": _ref("ApiKey"), "secret": STR}), "201"),
+                security="adminToken",
+                params=[AGENCY_ID],
+                body=_body(
+                    _obj(
+                        {"name": {**STR, "maxLength": 100}, "key_type": {"enum": ["live", "test"]}},
+                        ["name", "key_type"],
+                    )
+                ),
+                errors=ADMIN_W,
+            ),
+            "get": _op(
+                "List an agency's keys",
+                _ok("keys", _obj({"keys": {"type": "array", "items": _ref("ApiKey")}})),
+                security="adminToken",
+                params=[AGENCY_ID],
+                errors=ADMIN_R,
+            ),
+        },
+        "/admin/v1/agencies/{agency_id}/keys/{key_id}/revoke": {
+            "post": _op(
+                "Revoke a key",
+                _ok("revoked", _obj({"key": _ref("ApiKey")})),
+                security="adminToken",
+                params=[AGENCY_ID, _path_param("key_id", STR)],
+                errors=ADMIN_W,
+            )
+        },
+        "/admin/v1/agencies/{agency_id}/numbers": {
+            "post": _op(
+                "Allocate a shortcode, sub-number, USSD code or mask",
+                _ok("allocated", _obj({"allocation": _ref("Allocation")}), "201"),
+                security="adminToken",
+                params=[AGENCY_ID],
+                body=_body(_ref("AllocateRequest")),
+                errors=ADMIN_W,
+            ),
+            "get": _op(
+                "An agency's allocations",
+                _ok(
+                    "allocations",
+                    _obj({"allocations": {"type": "array", "items": _ref("Allocation")}}),
+                ),
+                security="adminToken",
+                params=[AGENCY_ID, _query("include_released", {"type": "boolean"})],
+                errors=ADMIN_R,
+            ),
+        },
+        "/admin/v1/numbers/{allocation_id}/release": {
+            "post": _op(
+                "Release an allocation (and its sub-numbers) into quarantine",
+                _ok("released", _obj({"released": {"type": "array", "items": _ref("Allocation")}})),
+                security="adminToken",
+                params=[_path_param("allocation_id", INT)],
+                errors=ADMIN_W,
+            )
+        },
+        "/admin/v1/numbers/history": {
+            "get": _op(
+                "Who held a number, USSD code or mask, and when",
+                _ok(
+                    "history",
+                    _obj({"value": STR, "history": {"type": "array", "items": _ref("Allocation")}}),
+                ),
+                security="adminToken",
+                params=[{**_query("value", STR), "required": True}],
+                errors=ADMIN_R,
+            )
+        },
+        "/admin/v1/audit": {
+            "get": _op(
+                "Audit trail, newest first",
+                _ok("entries", _obj({"entries": {"type": "array", "items": _ref("AuditEntry")}})),
+                security="adminToken",
+                params=[
+                    _query("action", STR),
+                    _query("since", {**STR, "format": "date-time"}),
+                    _query("before_id", INT),
+                    _query("limit", INT),
+                ],
+                errors=ADMIN_R,
+            )
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Payam Iran gateway",
+            "version": __version__,
+            "description": "سامانه یکپارچه پیام ایران — the national gateway between agencies "
+            "and citizens. Agency routes take `Authorization: Bearer <JWT>` (HS256 with the key "
+            "secret; claims iss=key id, iat within ±30 s, unique jti). Admin routes take an "
+            "admin token. Every error is application/problem+json with a stable `code`.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "agencyJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "opaque admin token (pa_…), role admin or viewer",
+                },
+            },
+        },
+    }
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """GET /v1/openapi.json."""
+    return json_response(spec())
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get("/v1/openapi.json", openapi_json)

@@ -1,0 +1,120 @@
+"""Issuing and revoking credentials: agency API keys (HS256 JWT secrets) and admin tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from gateway.errors import Problem
+from gateway.sealing import Sealer
+from gateway.store import Store
+from gateway.store.models import AdminToken, ApiKey
+
+KEY_TYPES = ("live", "test")
+ADMIN_ROLES = ("admin", "viewer")
+# Admin tokens are opaque (not JWTs): the prefix lets the gateway tell them apart at a glance.
+ADMIN_TOKEN_PREFIX = "pa_"
+
+
+def key_context(key_id: str) -> str:
+    return f"api_key:{key_id}"
+
+
+def fingerprint(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAdminToken:
+    token: AdminToken
+    value: str
+
+
+class CredentialService:
+    def __init__(self, store: Store, sealer: Sealer) -> None:
+        self._store = store
+        self._sealer = sealer
+
+    async def create_key(
+        self, agency_id: uuid.UUID, *, name: str, key_type: str, actor: str, client_addr: str = ""
+    ) -> IssuedKey:
+        if key_type not in KEY_TYPES:
+            raise Problem("invalid_value", "key_type must be live or test")
+        key_id = f"{key_type}_{secrets.token_hex(8)}"
+        secret = secrets.token_urlsafe(32)
+        async with self._store.transaction() as tx:
+            agency = await tx.agencies.get(agency_id)
+            if agency is None:
+                raise Problem("not_found", f"agency {agency_id}")
+            key = await tx.credentials.insert_key(
+                key_id=key_id,
+                agency_id=agency_id,
+                name=name,
+                key_type=key_type,
+                secret_hash=fingerprint(secret),
+                secret_sealed=self._sealer.seal(secret.encode(), key_context(key_id)),
+            )
+            await tx.audit.record(
+                actor=actor,
+                action="api_key.create",
+                target=key_id,
+                outcome="ok",
+                client_addr=client_addr,
+                detail={"agency_id": str(agency_id), "key_type": key_type},
+            )
+        return IssuedKey(key, secret)
+
+    async def revoke_key(
+        self, agency_id: uuid.UUID, key_id: str, *, actor: str, client_addr: str = ""
+    ) -> ApiKey:
+        async with self._store.transaction() as tx:
+            key = await tx.credentials.revoke_key(agency_id, key_id)
+            if key is None:
+                raise Problem("not_found", f"key {key_id} of agency {agency_id}")
+            await tx.audit.record(
+                actor=actor,
+                action="api_key.revoke",
+                target=key_id,
+                outcome="ok",
+                client_addr=client_addr,
+                detail={"agency_id": str(agency_id)},
+            )
+        return key
+
+    def key_secret(self, key: ApiKey) -> str:
+        return self._sealer.open(key.secret_sealed, key_context(key.key_id)).decode()
+
+    async def create_admin_token(self, *, name: str, role: str, actor: str) -> IssuedAdminToken:
+        if role not in ADMIN_ROLES:
+            raise Problem("invalid_value", "role must be admin or viewer")
+        value = ADMIN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        async with self._store.transaction() as tx:
+            token = await tx.credentials.insert_admin_token(
+                token_id=uuid.uuid4(), name=name, role=role, token_hash=fingerprint(value)
+            )
+            await tx.audit.record(
+                actor=actor,
+                action="admin_token.create",
+                target=str(token.id),
+                outcome="ok",
+                detail={"name": name, "role": role},
+            )
+        return IssuedAdminToken(token, value)
+
+    async def revoke_admin_token(self, token_id: uuid.UUID, *, actor: str) -> AdminToken:
+        async with self._store.transaction() as tx:
+            token = await tx.credentials.revoke_admin_token(token_id)
+            if token is None:
+                raise Problem("not_found", f"admin token {token_id}")
+            await tx.audit.record(
+                actor=actor, action="admin_token.revoke", target=str(token_id), outcome="ok"
+            )
+        return token

@@ -1,0 +1,156 @@
+"""The closed catalogue of API errors, rendered as RFC 9457 ``application/problem+json``.
+
+Each error has a stable machine ``code`` that integrators may switch on; ``title`` is English and
+``title_fa`` Persian. The ``detail`` names the field or value at fault, never a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_BASE = "https://payam.gov.ir/problems/"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    status: int
+    title: str
+    title_fa: str
+
+
+CATALOGUE: dict[str, ErrorKind] = {
+    # Request shape
+    "malformed_json": ErrorKind(400, "The body is not valid JSON", "بدنه درخواست JSON معتبر نیست"),
+    "unsupported_media_type": ErrorKind(
+        415, "Send the body as application/json", "بدنه را با نوع application/json بفرستید"
+    ),
+    "body_too_large": ErrorKind(
+        413, "The request body is too large", "بدنه درخواست بیش از حد بزرگ است"
+    ),
+    "unknown_field": ErrorKind(
+        422, "The body has a field this route does not take", "فیلد ناشناخته"
+    ),
+    "missing_field": ErrorKind(422, "A required field is missing", "فیلد لازم وجود ندارد"),
+    "wrong_type": ErrorKind(422, "A field has the wrong type", "نوع فیلد نادرست است"),
+    "invalid_value": ErrorKind(422, "A field has an invalid value", "مقدار فیلد نامعتبر است"),
+    "invalid_parameter": ErrorKind(
+        400, "A query parameter is invalid", "یک پارامتر پرس‌وجو نامعتبر است"
+    ),
+    "not_found": ErrorKind(404, "No such resource", "چنین منبعی وجود ندارد"),
+    "method_not_allowed": ErrorKind(405, "Method not allowed here", "این روش در اینجا مجاز نیست"),
+    "internal_error": ErrorKind(500, "Internal error", "خطای داخلی"),
+    # Authentication and authorisation
+    "missing_token": ErrorKind(
+        401, "Authorization: Bearer token required", "توکن احراز هویت لازم است"
+    ),
+    "malformed_token": ErrorKind(401, "The token is not a valid JWT", "توکن، JWT معتبر نیست"),
+    "unsupported_algorithm": ErrorKind(
+        401, "Only HS256 tokens are accepted", "فقط توکن HS256 پذیرفته است"
+    ),
+    "missing_claim": ErrorKind(
+        401, "The token lacks iss, iat or jti", "توکن فاقد iss، iat یا jti است"
+    ),
+    "unknown_key": ErrorKind(401, "Unknown API key", "کلید ناشناخته است"),
+    "bad_signature": ErrorKind(401, "The token signature is invalid", "امضای توکن نامعتبر است"),
+    "token_expired": ErrorKind(401, "The token iat is too old", "زمان صدور توکن گذشته است"),
+    "token_from_future": ErrorKind(
+        401, "The token iat is in the future", "زمان صدور توکن در آینده است"
+    ),
+    "token_replayed": ErrorKind(
+        401, "This token (jti) was already used", "این توکن قبلاً استفاده شده است"
+    ),
+    "key_revoked": ErrorKind(401, "The API key is revoked", "کلید باطل شده است"),
+    "agency_suspended": ErrorKind(403, "The agency is suspended", "دستگاه تعلیق شده است"),
+    "unknown_admin_token": ErrorKind(401, "Unknown admin token", "توکن مدیریتی ناشناخته است"),
+    "admin_token_revoked": ErrorKind(
+        401, "The admin token is revoked", "توکن مدیریتی باطل شده است"
+    ),
+    "agency_key_on_admin_route": ErrorKind(
+        403,
+        "Agency credentials cannot call admin routes",
+        "کلید دستگاه به مسیرهای مدیریتی دسترسی ندارد",
+    ),
+    "admin_token_on_agency_route": ErrorKind(
+        403, "Admin tokens cannot call agency routes", "توکن مدیریتی برای مسیرهای دستگاه نیست"
+    ),
+    "insufficient_role": ErrorKind(
+        403, "This action needs the admin role", "این کار نقش مدیر لازم دارد"
+    ),
+    # Agencies
+    "invalid_legal_id": ErrorKind(
+        422, "The legal-entity national ID fails its checksum", "شناسه ملی نامعتبر است"
+    ),
+    "legal_id_taken": ErrorKind(
+        409, "An agency with this legal-entity ID exists", "دستگاهی با این شناسه ملی وجود دارد"
+    ),
+    "agency_not_active": ErrorKind(409, "The agency is suspended", "دستگاه تعلیق شده است"),
+    # Numbering plan
+    "invalid_shortcode": ErrorKind(422, "Not a valid 4040 shortcode", "شماره ۴۰۴۰ نامعتبر است"),
+    "invalid_sub_number": ErrorKind(
+        422, "Not a sub-number inside the agency's block", "زیرشماره در بازه شماره دستگاه نیست"
+    ),
+    "invalid_ussd_code": ErrorKind(422, "Not a valid *4 USSD code", "کد USSD نامعتبر است"),
+    "number_taken": ErrorKind(409, "Already allocated", "قبلاً تخصیص یافته است"),
+    "number_prefix_clash": ErrorKind(
+        409,
+        "Clashes by prefix with another agency's allocation",
+        "با پیشوند شماره دستگاه دیگری تداخل دارد",
+    ),
+    "number_quarantined": ErrorKind(
+        409, "Released recently and still in quarantine", "به‌تازگی آزاد شده و در قرنطینه است"
+    ),
+    "number_reserved": ErrorKind(409, "Reserved by the platform", "رزرو سامانه است"),
+    "numbering_exhausted": ErrorKind(
+        409, "No free value of that length", "مقدار آزادی با این طول نیست"
+    ),
+    "allocation_released": ErrorKind(409, "Already released", "قبلاً آزاد شده است"),
+    "mask_empty": ErrorKind(422, "The mask is empty", "نام فرستنده خالی است"),
+    "mask_too_long": ErrorKind(422, "The mask is too long", "نام فرستنده بیش از حد بلند است"),
+    "mask_invalid_character": ErrorKind(
+        422, "The mask has a character SMS senders cannot carry", "نام فرستنده نویسه نامجاز دارد"
+    ),
+    "mask_confusable_character": ErrorKind(
+        422, "The mask has a look-alike non-Latin character", "نام فرستنده نویسه فریبنده دارد"
+    ),
+    "mask_needs_letter": ErrorKind(
+        422, "A mask needs at least one letter", "نام فرستنده باید دست‌کم یک حرف داشته باشد"
+    ),
+    "mask_reserved": ErrorKind(409, "The mask is reserved", "نام فرستنده رزرو است"),
+    "mask_lookalike": ErrorKind(
+        409, "The mask looks like another agency's mask", "نام فرستنده شبیه نام دستگاه دیگری است"
+    ),
+}
+
+
+class Problem(Exception):
+    """An error to answer with problem+json. ``code`` must be in CATALOGUE."""
+
+    def __init__(self, code: str, detail: str = "", **extra: Any) -> None:
+        if code not in CATALOGUE:
+            raise KeyError(f"unknown problem code {code!r}")
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+    @property
+    def status(self) -> int:
+        return CATALOGUE[self.code].status
+
+    def body(self, instance: str = "") -> dict[str, Any]:
+        kind = CATALOGUE[self.code]
+        body: dict[str, Any] = {
+            "type": TYPE_BASE + self.code,
+            "title": kind.title,
+            "title_fa": kind.title_fa,
+            "status": kind.status,
+            "code": self.code,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body

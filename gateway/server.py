@@ -1,0 +1,57 @@
+"""``payam serve``: the gateway process.
+
+aiohttp's runner gives the graceful shutdown: on SIGTERM or SIGINT it stops accepting, lets
+in-flight requests finish within ``http.shutdown_drain_seconds`` (``/readyz`` turns 503 first),
+then runs cleanups that close the database pool.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from gateway.api.app import build_app
+from gateway.config import Config
+from gateway.logs import setup_logging
+from gateway.sealing import Sealer
+from gateway.services import build_services
+from gateway.store import Store
+from gateway.store.db import Conn, create_pool
+from gateway.store.migrate import available, current_version
+
+log = logging.getLogger(__name__)
+
+
+async def create_app(cfg: Config, dsn: str, sealer: Sealer) -> web.Application:
+    db = cfg.database
+    pool = await create_pool(dsn, db.pool_min_size, db.pool_max_size, db.command_timeout_seconds)
+    async with pool.acquire() as conn:
+        await _check_schema(conn)
+    app = build_app(build_services(cfg, Store(pool), sealer))
+
+    async def close_pool(_: web.Application) -> None:
+        await pool.close()
+
+    app.on_cleanup.append(close_pool)
+    return app
+
+
+async def _check_schema(conn: Conn) -> None:
+    have = await current_version(conn)
+    want = available()[-1].version
+    if have < want:
+        raise RuntimeError(f"database schema is at {have}, code needs {want}: run 'payam migrate'")
+
+
+def run(cfg: Config, dsn: str, sealer: Sealer) -> None:
+    setup_logging(cfg.log)
+    log.info("payam gateway listening on http://%s:%d", cfg.http.host, cfg.http.port)
+    web.run_app(
+        create_app(cfg, dsn, sealer),
+        host=cfg.http.host,
+        port=cfg.http.port,
+        shutdown_timeout=cfg.http.shutdown_drain_seconds,
+        access_log=None,
+        print=None,
+    )

@@ -1,0 +1,37 @@
+"""Wiring of the service layer: one place that builds every service from config and store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.agencies import AgencyService
+from gateway.auth import Authenticator
+from gateway.config import Config
+from gateway.credentials import CredentialService
+from gateway.numbering import NumberingPlan, NumberingService
+from gateway.sealing import Sealer
+from gateway.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    config: Config
+    store: Store
+    sealer: Sealer
+    agencies: AgencyService
+    credentials: CredentialService
+    numbering: NumberingService
+    auth: Authenticator
+
+
+def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
+    credentials = CredentialService(store, sealer)
+    return Services(
+        config=config,
+        store=store,
+        sealer=sealer,
+        agencies=AgencyService(store, sealer),
+        credentials=credentials,
+        numbering=NumberingService(store, NumberingPlan(config.numbering)),
+        auth=Authenticator(store, credentials, iat_skew_seconds=config.auth.iat_skew_seconds),
+    )

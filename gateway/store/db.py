@@ -1,0 +1,75 @@
+"""The one place that executes SQL: named, timed queries over a pool or a transaction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from gateway.metrics import STORE_QUERY_LATENCY
+
+Record = asyncpg.Record
+# A plain connection or one lent by a pool: both run queries the same way.
+Conn: TypeAlias = "asyncpg.Connection[Record] | asyncpg.pool.PoolConnectionProxy[Record]"
+
+
+class Executor:
+    """Runs named queries on a pool (autocommit) or on one connection (inside a transaction).
+
+    Every query carries a name so its latency shows up as
+    ``payam_store_query_duration_seconds{query=name}``.
+    """
+
+    def __init__(self, target: asyncpg.Pool[Record] | Conn) -> None:
+        self._target: Any = target
+
+    async def fetch(self, name: str, sql: str, *args: Any) -> list[Record]:
+        started = time.perf_counter()
+        try:
+            rows: list[Record] = await self._target.fetch(sql, *args)
+            return rows
+        finally:
+            STORE_QUERY_LATENCY.labels(name).observe(time.perf_counter() - started)
+
+    async def fetchrow(self, name: str, sql: str, *args: Any) -> Record | None:
+        started = time.perf_counter()
+        try:
+            row: Record | None = await self._target.fetchrow(sql, *args)
+            return row
+        finally:
+            STORE_QUERY_LATENCY.labels(name).observe(time.perf_counter() - started)
+
+    async def fetchval(self, name: str, sql: str, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._target.fetchval(sql, *args)
+        finally:
+            STORE_QUERY_LATENCY.labels(name).observe(time.perf_counter() - started)
+
+    async def execute(self, name: str, sql: str, *args: Any) -> str:
+        started = time.perf_counter()
+        try:
+            status: str = await self._target.execute(sql, *args)
+            return status
+        finally:
+            STORE_QUERY_LATENCY.labels(name).observe(time.perf_counter() - started)
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Executor]:
+    """Acquire a connection and run a transaction; commit on success, roll back on error."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield Executor(conn)
+
+
+async def create_pool(
+    dsn: str, min_size: int, max_size: int, command_timeout: float
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, command_timeout=command_timeout
+    )
+    assert pool is not None
+    return pool

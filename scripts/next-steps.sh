@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Printed by `make run` before the gateway starts: what a newcomer does next.
+set -eu
+token_file=$(.venv/bin/python -c 'from gateway.config import load_config; print(load_config().auth.admin_token_file)')
+port=$(.venv/bin/python -c 'from gateway.config import load_config; print(load_config().http.port)')
+cat <<TXT
+
+  Payam Iran gateway — سامانه یکپارچه پیام ایران
+  ------------------------------------------------
+  Admin token (role admin) is in: ${token_file}
+  Health:   curl http://127.0.0.1:${port}/readyz
+  API spec: http://127.0.0.1:${port}/v1/openapi.json
+
+  In another terminal, create a first agency, a key and a 4040 number:
+    .venv/bin/payam agency create --name-fa 'سازمان نمونه' --name-en 'Sample Agency' --legal-id 10380284790
+    .venv/bin/payam key create <agency id> --name first --type test
+    .venv/bin/payam number allocate <agency id> --kind shortcode --value 404012
+  Then call the API as that agency (each token works once):
+    curl -H "Authorization: Bearer \$(.venv/bin/payam jwt <key id> --secret <secret>)" http://127.0.0.1:${port}/v1/me
+  Admin API:
+    curl -H "Authorization: Bearer \$(cat ${token_file})" http://127.0.0.1:${port}/admin/v1/agencies
+
+TXT
