@@ -112,6 +112,7 @@ AGENCY_FIELDS: dict[str, Field] = {
     "daily_fragment_quota": Field(int, minimum=0, maximum=10_000_000_000),
     "link_domains": Field(list, item_kind=str, max_items=100, check=_domains),
     "callback_url": Field(str, max_length=2048, check=callback_url),
+    "mandatory_allowed": Field(bool),
 }
 UPDATE_FIELDS = {k: v for k, v in AGENCY_FIELDS.items() if k != "legal_id"}
 
@@ -153,6 +154,7 @@ class AgencyService:
                 webhook_secret_sealed=self._sealer.seal(
                     secret.encode(), webhook_context(agency_id)
                 ),
+                mandatory_allowed=data.get("mandatory_allowed", False),
             )
             if agency is None:
                 raise Problem("legal_id_taken", f"legal ID {data['legal_id']} is registered")

@@ -101,6 +101,68 @@ class NumberingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SmsConfig:
+    # A message not delivered within this many hours expires unless the agency sets valid_until.
+    default_validity_hours: int = 24
+    # The longest valid_until an agency may ask for.
+    max_validity_hours: int = 72
+    # Quiet hours for `bulk` messages, Tehran wall time (HH:MM); start == end disables them.
+    quiet_hours_start: str = "22:00"
+    quiet_hours_end: str = "07:00"
+    # Same agency, recipient and text within this window is refused as a duplicate (0 = off).
+    duplicate_window_seconds: int = 600
+    # Submit attempts per message for retryable errors, with exponential backoff from the base.
+    max_attempts: int = 6
+    retry_base_seconds: float = 2.0
+    # Messages claimed from the queue per round, and how long a claim is held before another
+    # node may take it back (a crashed node's claims return after this).
+    claim_batch: int = 256
+    lease_seconds: int = 60
+    # Replies are threaded to the agency's last message to that citizen within this window.
+    reply_thread_hours: int = 72
+    # Appended to every non-mandatory message (Persian: "reply 11 to stop").
+    opt_out_hint: str = "لغو۱۱"
+    opt_out_keywords: tuple[str, ...] = ("11", "لغو", "STOP")
+    opt_in_keywords: tuple[str, ...] = ("12", "START")
+    opt_out_confirmation: str = (
+        "ارسال پیامک‌های غیرضروری این دستگاه برای شما متوقف شد. برای فعال‌سازی ۱۲ را بفرستید."
+    )
+    opt_in_confirmation: str = "دریافت پیامک‌های این دستگاه برای شما دوباره فعال شد."
+    # Callbacks: retried with exponential backoff on network errors, 5xx and 429 for this long.
+    callback_timeout_seconds: float = 5.0
+    callback_retry_hours: int = 24
+    # An unmatched receipt is kept this long waiting for its submit before it is dropped.
+    receipt_wait_seconds: int = 600
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorConfig:
+    # Short name used in routing, metrics and receipts: mci, irancell, rightel, …
+    name: str = ""
+    # National-number prefixes (after +98) that default to this operator, e.g. "91", "990".
+    prefixes: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = ""
+    password: str = ""
+    system_type: str = ""
+    # Number of SMPP connections, each a transceiver ("trx") or a tx+rx pair ("tx_rx").
+    binds: int = 1
+    mode: str = "trx"
+    window: int = 10
+    # Messages per second in the operator contract (0 = no limit).
+    tps: float = 0.0
+    # -1 = choose per message (0 for GSM 03.38, 8 for UCS2); else force this data_coding.
+    data_coding: int = -1
+    # How this operator writes message ids in submit_sm_resp and in receipts.
+    resp_id_format: str = "str"
+    dlr_id_format: str = "str"
+    status_table: str = "default"
+    enquire_link_seconds: float = 30.0
+    response_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -108,11 +170,14 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     numbering: NumberingConfig = field(default_factory=NumberingConfig)
+    sms: SmsConfig = field(default_factory=SmsConfig)
+    # [[operators]] tables in the file, or PAYAM_OPERATORS as a JSON array of objects.
+    operators: tuple[OperatorConfig, ...] = ()
 
 
 def _sections() -> dict[str, type[Any]]:
     hints = typing.get_type_hints(Config)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "operators"}
 
 
 def _coerce(key: str, tp: Any, value: Any, from_env: bool) -> Any:
@@ -232,6 +297,51 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("numbering.mask_max_length", "SMPP alphanumeric senders hold 1..11")
     if n.quarantine_days < 0:
         raise ConfigError("numbering.quarantine_days", "must be >= 0")
+    sms = cfg.sms
+    for key in ("quiet_hours_start", "quiet_hours_end"):
+        value = getattr(sms, key)
+        hh, _, mm = value.partition(":")
+        if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+            raise ConfigError(f"sms.{key}", f"expected HH:MM, got {value!r}")
+    positive("sms.default_validity_hours", sms.default_validity_hours)
+    if sms.max_validity_hours < sms.default_validity_hours:
+        raise ConfigError("sms.max_validity_hours", "must be >= sms.default_validity_hours")
+    positive("sms.max_attempts", sms.max_attempts)
+    positive("sms.claim_batch", sms.claim_batch)
+    positive("sms.lease_seconds", sms.lease_seconds)
+    positive("sms.callback_timeout_seconds", sms.callback_timeout_seconds)
+
+
+def _operators(raw: Any, env: Mapping[str, str]) -> tuple[OperatorConfig, ...]:
+    key = "operators"
+    if f"{ENV_PREFIX}OPERATORS" in env:
+        key = f"{ENV_PREFIX}OPERATORS"
+        try:
+            raw = json.loads(env[key])
+        except json.JSONDecodeError:
+            raise ConfigError(key, "expected a JSON array of operator objects") from None
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise ConfigError(key, "expected an array of tables ([[operators]])")
+    ops = tuple(
+        _build_section(f"operators[{i}]", OperatorConfig, table, {}) for i, table in enumerate(raw)
+    )
+    names = [o.name for o in ops]
+    for i, op in enumerate(ops):
+        where = f"operators[{i}]"
+        if not op.name or not op.name.isidentifier() or op.name in names[:i]:
+            raise ConfigError(f"{where}.name", "a unique short name like 'mci' is required")
+        if op.mode not in {"trx", "tx_rx"}:
+            raise ConfigError(f"{where}.mode", "must be trx or tx_rx")
+        if op.binds < 1 or op.window < 1:
+            raise ConfigError(f"{where}.binds", "binds and window must be >= 1")
+        for fmt_key in ("resp_id_format", "dlr_id_format"):
+            if getattr(op, fmt_key) not in {"hex", "dec", "str"}:
+                raise ConfigError(f"{where}.{fmt_key}", "must be hex, dec or str")
+        if not all(p.isdigit() for p in op.prefixes):
+            raise ConfigError(f"{where}.prefixes", "national-number prefixes are digits")
+        if op.data_coding not in {-1, 0, 1, 3, 8}:
+            raise ConfigError(f"{where}.data_coding", "must be -1 (auto), 0, 1, 3 or 8")
+    return ops
 
 
 def load_config(
@@ -251,6 +361,7 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(CONFIG_ENV, f"{p}: invalid TOML: {exc}") from None
     sections = _sections()
+    operators = _operators(raw.pop("operators", []), env)
     for name, value in raw.items():
         if name not in sections:
             raise ConfigError(name, "unknown section")
@@ -260,7 +371,7 @@ def load_config(
     built = {
         name: _build_section(name, cls, raw.get(name, {}), env) for name, cls in sections.items()
     }
-    cfg = Config(**built)
+    cfg = Config(**built, operators=operators)
     _validate(cfg)
     return cfg
 

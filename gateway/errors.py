@@ -106,6 +106,51 @@ CATALOGUE: dict[str, ErrorKind] = {
         409, "No free value of that length", "مقدار آزادی با این طول نیست"
     ),
     "allocation_released": ErrorKind(409, "Already released", "قبلاً آزاد شده است"),
+    # Sending
+    "invalid_recipient": ErrorKind(
+        422, "Not an Iranian mobile number", "شماره همراه ایرانی معتبر نیست"
+    ),
+    "unknown_national_code": ErrorKind(
+        422, "No mobile number is known for this national code", "شماره‌ای برای این کد ملی ثبت نیست"
+    ),
+    "sender_not_registered": ErrorKind(
+        422,
+        "The sender is not one of the agency's numbers or masks",
+        "فرستنده متعلق به دستگاه نیست",
+    ),
+    "no_sender": ErrorKind(
+        409, "The agency holds no sender yet", "دستگاه هنوز شماره فرستنده ندارد"
+    ),
+    "message_too_long": ErrorKind(422, "The message is too long", "متن پیام بیش از حد بلند است"),
+    "quiet_hours": ErrorKind(
+        422, "Bulk messages are not sent in quiet hours", "پیام انبوه در ساعات سکوت ارسال نمی‌شود"
+    ),
+    "daily_quota_exceeded": ErrorKind(
+        429, "The daily SMS fragment quota is used up", "سهمیه روزانه پیامک تمام شده است"
+    ),
+    "recipient_opted_out": ErrorKind(
+        422, "The recipient opted out of this agency's messages", "گیرنده لغو عضویت کرده است"
+    ),
+    "duplicate_message": ErrorKind(
+        409, "The same text went to this recipient recently", "همین متن به‌تازگی ارسال شده است"
+    ),
+    "mandatory_not_allowed": ErrorKind(
+        403, "This agency may not send mandatory messages", "دستگاه مجاز به پیام الزامی نیست"
+    ),
+    "idempotency_key_reused": ErrorKind(
+        409,
+        "This Idempotency-Key was used with another body",
+        "کلید یکتایی با بدنه دیگری استفاده شده",
+    ),
+    "invalid_idempotency_key": ErrorKind(
+        400, "The Idempotency-Key header is invalid", "سرآیند Idempotency-Key نامعتبر است"
+    ),
+    "not_cancellable": ErrorKind(
+        409, "The message can no longer be cancelled", "پیام دیگر قابل لغو نیست"
+    ),
+    "batch_too_large": ErrorKind(
+        413, "Too many recipients in one batch", "تعداد گیرندگان بیش از حد است"
+    ),
     "mask_empty": ErrorKind(422, "The mask is empty", "نام فرستنده خالی است"),
     "mask_too_long": ErrorKind(422, "The mask is too long", "نام فرستنده بیش از حد بلند است"),
     "mask_invalid_character": ErrorKind(

@@ -9,7 +9,10 @@ from gateway.auth import Authenticator
 from gateway.config import Config
 from gateway.credentials import CredentialService
 from gateway.numbering import NumberingPlan, NumberingService
+from gateway.recipients import CitizenDirectory, LocalDirectory
+from gateway.routing import Router
 from gateway.sealing import Sealer
+from gateway.sending import SendingService
 from gateway.store import Store
 
 
@@ -22,10 +25,14 @@ class Services:
     credentials: CredentialService
     numbering: NumberingService
     auth: Authenticator
+    directory: CitizenDirectory
+    sending: SendingService
+    router: Router
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
     credentials = CredentialService(store, sealer)
+    directory = LocalDirectory(store)
     return Services(
         config=config,
         store=store,
@@ -34,4 +41,7 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         credentials=credentials,
         numbering=NumberingService(store, NumberingPlan(config.numbering)),
         auth=Authenticator(store, credentials, iat_skew_seconds=config.auth.iat_skew_seconds),
+        directory=directory,
+        sending=SendingService(store, config.sms, directory),
+        router=Router(config.operators),
     )

@@ -93,7 +93,11 @@ def _with_db(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-_TABLES = "agencies, api_keys, jwt_replay, admin_tokens, numbering, audit_log"
+_TABLES = (
+    "agencies, api_keys, jwt_replay, admin_tokens, numbering, audit_log, batches, messages, "
+    "queue, message_events, message_parts, receipts_inbox, idempotency_keys, opt_outs, "
+    "daily_usage, portability, citizens, replies, mo_fragments, callbacks"
+)
 
 
 @pytest.fixture

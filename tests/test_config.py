@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -106,3 +107,44 @@ def test_sections_are_frozen() -> None:
     cfg = load_config(None, env={})
     with pytest.raises(AttributeError):
         cfg.http.port = 1  # type: ignore[misc]
+
+
+def test_example_shows_every_operator_key() -> None:
+    from gateway.config import OperatorConfig
+
+    text = EXAMPLE.read_text(encoding="utf-8")
+    block = text[text.index("# [[operators]]") :]
+    for f in dataclasses.fields(OperatorConfig):
+        assert f"# {f.name} = " in block, f.name
+
+
+def test_operators_from_file_and_env(tmp_path: Path) -> None:
+    f = tmp_path / "ops.toml"
+    f.write_text(
+        '[[operators]]\nname = "mci"\nprefixes = ["91"]\nport = 2775\n'
+        '[[operators]]\nname = "irancell"\nprefixes = ["93"]\nbinds = 2\n'
+    )
+    cfg = load_config(f, env={})
+    assert [(o.name, o.binds) for o in cfg.operators] == [("mci", 1), ("irancell", 2)]
+    env = {"PAYAM_OPERATORS": '[{"name": "rightel", "prefixes": ["92"], "window": 20}]'}
+    cfg = load_config(f, env=env)
+    assert [(o.name, o.window) for o in cfg.operators] == [("rightel", 20)]
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[[operators]]\nname = "mci"\nmode = "rx"\n', "operators[0].mode"),
+        ('[[operators]]\nname = "mci"\n[[operators]]\nname = "mci"\n', "operators[1].name"),
+        ('[[operators]]\nname = "mci"\nresp_id_format = "oct"\n', "operators[0].resp_id_format"),
+        ('[[operators]]\nname = "mci"\nprefixes = ["9a"]\n', "operators[0].prefixes"),
+        ('[[operators]]\nname = "mci"\ncolour = 1\n', "operators[0].colour"),
+        ("[sms]\nquiet_hours_start = '25:00'\n", "sms.quiet_hours_start"),
+    ],
+)
+def test_bad_operator_and_sms_values(tmp_path: Path, toml: str, key: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(f, env={})
+    assert info.value.key == key

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.api import admin_agencies, admin_numbering, health, me, openapi
+from gateway.api import admin_agencies, admin_numbering, health, me, messages, openapi
 from gateway.api.http import DRAINING, SERVICES, problem_middleware
 from gateway.services import Services
 
@@ -47,7 +47,7 @@ def build_app(services: Services) -> web.Application:
     )
     app[SERVICES] = services
     app[DRAINING] = [False]
-    for module in (health, me, admin_agencies, admin_numbering, openapi):
+    for module in (health, me, messages, admin_agencies, admin_numbering, openapi):
         module.register(app)
     app.cleanup_ctx.append(_purge_seen_tokens)
     app.on_shutdown.append(_start_draining)

@@ -114,6 +114,10 @@ def _schemas() -> dict[str, Any]:
             "maxLength": 2048,
             "description": "https:// (http only for loopback)",
         },
+        "mandatory_allowed": {
+            "type": "boolean",
+            "description": "may send mandatory messages (no opt-out)",
+        },
     }
     legal_id = {
         **STR,

@@ -27,6 +27,7 @@ def agency_view(a: Agency) -> dict[str, Any]:
         "daily_fragment_quota": a.daily_fragment_quota,
         "link_domains": list(a.link_domains),
         "callback_url": a.callback_url,
+        "mandatory_allowed": a.mandatory_allowed,
         "created_at": iso(a.created_at),
         "updated_at": iso(a.updated_at),
     }

@@ -15,7 +15,10 @@ from gateway.store.agencies import AgencyStore
 from gateway.store.audit import AuditStore
 from gateway.store.credentials import CredentialStore
 from gateway.store.db import Executor, transaction
+from gateway.store.messages import MessageStore
 from gateway.store.numbering import NumberingStore
+from gateway.store.queue import QueueStore
+from gateway.store.receipts import ReceiptStore
 
 
 class Store:
@@ -26,6 +29,9 @@ class Store:
         self.credentials = CredentialStore(self.db)
         self.numbering = NumberingStore(self.db)
         self.audit = AuditStore(self.db)
+        self.messages = MessageStore(self.db)
+        self.queue = QueueStore(self.db)
+        self.receipts = ReceiptStore(self.db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:

@@ -10,7 +10,7 @@ from gateway.store.models import Agency
 
 _COLUMNS = """id, name_fa, name_en, legal_id, contact_name, contact_email, contact_phone, status,
     status_reason, tps, daily_fragment_quota, link_domains, callback_url, webhook_secret_sealed,
-    created_at, updated_at"""
+    created_at, updated_at, mandatory_allowed"""
 
 # Fields an operator may change after creation (the legal ID identifies the agency: never).
 UPDATABLE = frozenset(
@@ -24,6 +24,7 @@ UPDATABLE = frozenset(
         "daily_fragment_quota",
         "link_domains",
         "callback_url",
+        "mandatory_allowed",
     }
 )
 
@@ -55,14 +56,15 @@ class AgencyStore:
         link_domains: list[str],
         callback_url: str,
         webhook_secret_sealed: bytes,
+        mandatory_allowed: bool = False,
     ) -> Agency | None:
         """Insert; None when the legal ID is already registered."""
         row = await self._db.fetchrow(
             "agency_insert",
             f"""INSERT INTO agencies (id, name_fa, name_en, legal_id, contact_name, contact_email,
                     contact_phone, tps, daily_fragment_quota, link_domains, callback_url,
-                    webhook_secret_sealed)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                    webhook_secret_sealed, mandatory_allowed)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                 ON CONFLICT (legal_id) DO NOTHING
                 RETURNING {_COLUMNS}""",
             agency_id,
@@ -77,6 +79,7 @@ class AgencyStore:
             link_domains,
             callback_url,
             webhook_secret_sealed,
+            mandatory_allowed,
         )
         return _agency(row) if row else None
 

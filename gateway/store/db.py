@@ -49,6 +49,17 @@ class Executor:
         finally:
             STORE_QUERY_LATENCY.labels(name).observe(time.perf_counter() - started)
 
+    async def executemany(self, name: str, sql: str, args: Any) -> None:
+        started = time.perf_counter()
+        try:
+            await self._target.executemany(sql, args)
+        finally:
+            STORE_QUERY_LATENCY.labels(name).observe(time.perf_counter() - started)
+
+    def raw(self) -> Any:
+        """The connection itself, for COPY (only inside a transaction)."""
+        return self._target
+
     async def execute(self, name: str, sql: str, *args: Any) -> str:
         started = time.perf_counter()
         try:

@@ -26,6 +26,7 @@ class Agency:
     webhook_secret_sealed: bytes
     created_at: datetime
     updated_at: datetime
+    mandatory_allowed: bool
 
     @property
     def active(self) -> bool:
@@ -85,3 +86,91 @@ class AuditEntry:
     outcome: str
     client_addr: str
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message accepted by the API, about to be committed."""
+
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    batch_id: uuid.UUID | None
+    key_id: str
+    is_test: bool
+    recipient: str
+    sender: str
+    body: str
+    encoding: str
+    parts: int
+    priority: int
+    mandatory: bool
+    status: str
+    send_at: datetime | None
+    valid_until: datetime
+    client_ref: str
+    callback_url: str
+    vt: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    batch_id: uuid.UUID | None
+    is_test: bool
+    recipient: str
+    sender: str
+    body: str
+    encoding: str
+    parts: int
+    priority: int
+    mandatory: bool
+    status: str
+    operator: str
+    send_at: datetime | None
+    valid_until: datetime
+    client_ref: str
+    callback_url: str
+    attempts: int
+    error_code: str
+    created_at: datetime
+    updated_at: datetime
+    final_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    at: datetime
+    status: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A message leased from the queue for sending."""
+
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    is_test: bool
+    recipient: str
+    sender: str
+    body: str
+    priority: int
+    valid_until: datetime
+    attempts: int
+    callback_url: str
+    done_parts: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    id: uuid.UUID
+    seq: int
+    agency_id: uuid.UUID
+    number: str
+    msisdn: str
+    body: str
+    operator: str
+    in_reply_to: uuid.UUID | None
+    keyword: str
+    received_at: datetime

@@ -1,0 +1,283 @@
+"""Messages: accept (insert with queue row and first event), read with history, cancel, and
+the policy lookups the accept path needs (opt-outs, duplicates, quota, idempotency)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+
+from gateway.status import CANCELLED, WAITING
+from gateway.store.db import Executor
+from gateway.store.models import Message, MessageEvent, NewMessage
+
+_COLUMNS = """id, agency_id, batch_id, is_test, recipient, sender, body, encoding, parts, priority,
+    mandatory, status, operator, send_at, valid_until, client_ref, callback_url, attempts,
+    error_code, created_at, updated_at, final_at"""
+
+_MESSAGE_FIELDS = (
+    "id",
+    "agency_id",
+    "batch_id",
+    "key_id",
+    "is_test",
+    "recipient",
+    "sender",
+    "body",
+    "encoding",
+    "parts",
+    "priority",
+    "mandatory",
+    "status",
+    "send_at",
+    "valid_until",
+    "client_ref",
+    "callback_url",
+)
+
+
+class MessageStore:
+    def __init__(self, db: Executor) -> None:
+        self._db = db
+
+    async def insert_one(self, m: NewMessage, lane: int) -> datetime:
+        """Message, queue row and 'accepted' + first status event in one statement."""
+        created: datetime = await self._db.fetchval(
+            "message_insert",
+            """WITH m AS (
+                   INSERT INTO messages (id, agency_id, batch_id, key_id, is_test, recipient,
+                       sender, body, encoding, parts, priority, mandatory, status, send_at,
+                       valid_until, client_ref, callback_url)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                       $16, $17)
+                   RETURNING id, created_at),
+               q AS (INSERT INTO queue (message_id, lane, agency_id, vt)
+                     SELECT id, $18, $2, $19 FROM m),
+               e AS (INSERT INTO message_events (message_id, at, status)
+                     SELECT id, created_at, 'accepted' FROM m
+                     UNION ALL SELECT id, created_at, $13 FROM m)
+               SELECT created_at FROM m""",
+            *(getattr(m, f) for f in _MESSAGE_FIELDS),
+            lane,
+            m.vt,
+        )
+        return created
+
+    async def copy_many(self, rows: list[NewMessage], lanes: dict[uuid.UUID, int]) -> None:
+        """Bulk insert through COPY (batches): messages, queue rows and events."""
+        conn: Any = self._db.raw()
+        await conn.copy_records_to_table(
+            "messages",
+            records=[tuple(getattr(m, f) for f in _MESSAGE_FIELDS) for m in rows],
+            columns=list(_MESSAGE_FIELDS),
+        )
+        await conn.copy_records_to_table(
+            "queue",
+            records=[(m.id, lanes[m.id], m.agency_id, m.vt) for m in rows],
+            columns=["message_id", "lane", "agency_id", "vt"],
+        )
+        await conn.copy_records_to_table(
+            "message_events",
+            records=[(m.id, "accepted") for m in rows] + [(m.id, m.status) for m in rows],
+            columns=["message_id", "status"],
+        )
+
+    async def get(self, agency_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
+        row = await self._db.fetchrow(
+            "message_get",
+            f"SELECT {_COLUMNS} FROM messages WHERE id = $1 AND agency_id = $2",
+            message_id,
+            agency_id,
+        )
+        return Message(**dict(row)) if row else None
+
+    async def events(self, message_id: uuid.UUID) -> list[MessageEvent]:
+        rows = await self._db.fetch(
+            "message_events",
+            """SELECT at, status, detail::text AS detail FROM message_events
+               WHERE message_id = $1 ORDER BY at, status""",
+            message_id,
+        )
+        return [MessageEvent(r["at"], r["status"], orjson.loads(r["detail"])) for r in rows]
+
+    async def cancel(self, agency_id: uuid.UUID, message_id: uuid.UUID) -> str | None:
+        """Cancel a waiting message not currently claimed by a sender. Returns the status after
+        the attempt (``cancelled`` when it worked), or None when there is no such message."""
+        row = await self._db.fetchrow(
+            "message_cancel",
+            """WITH q AS (
+                   DELETE FROM queue WHERE message_id = $1 AND agency_id = $2
+                     AND leased_until < now() RETURNING message_id),
+               m AS (
+                   UPDATE messages SET status = $3, updated_at = now(), final_at = now()
+                   WHERE id IN (SELECT message_id FROM q) AND status = ANY($4::text[])
+                   RETURNING id),
+               e AS (INSERT INTO message_events (message_id, status) SELECT id, $3 FROM m)
+               SELECT (SELECT count(*) FROM m) AS done,
+                      (SELECT status FROM messages WHERE id = $1 AND agency_id = $2) AS status""",
+            message_id,
+            agency_id,
+            CANCELLED,
+            list(WAITING),
+        )
+        assert row is not None
+        if row["status"] is None:
+            return None
+        return CANCELLED if row["done"] else str(row["status"])
+
+    # -- policy lookups ----------------------------------------------------------------------
+    async def opted_out(self, agency_id: uuid.UUID, msisdns: list[str]) -> set[str]:
+        rows = await self._db.fetch(
+            "optout_check",
+            "SELECT msisdn FROM opt_outs WHERE agency_id = $1 AND msisdn = ANY($2::text[])",
+            agency_id,
+            msisdns,
+        )
+        return {r["msisdn"] for r in rows}
+
+    async def set_opt_out(self, agency_id: uuid.UUID, msisdn: str, opted_out: bool) -> None:
+        if opted_out:
+            await self._db.execute(
+                "optout_insert",
+                "INSERT INTO opt_outs (agency_id, msisdn) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                agency_id,
+                msisdn,
+            )
+        else:
+            await self._db.execute(
+                "optout_delete",
+                "DELETE FROM opt_outs WHERE agency_id = $1 AND msisdn = $2",
+                agency_id,
+                msisdn,
+            )
+
+    async def duplicate_of(
+        self, agency_id: uuid.UUID, msisdn: str, body: str, since: datetime
+    ) -> uuid.UUID | None:
+        found: uuid.UUID | None = await self._db.fetchval(
+            "message_duplicate",
+            """SELECT id FROM messages
+               WHERE agency_id = $1 AND recipient = $2 AND created_at >= $3 AND body = $4
+                 AND status <> 'cancelled'
+               ORDER BY created_at DESC LIMIT 1""",
+            agency_id,
+            msisdn,
+            since,
+            body,
+        )
+        return found
+
+    async def reserve_fragments(
+        self, agency_id: uuid.UUID, day: date, fragments: int, quota: int
+    ) -> bool:
+        """Count fragments against the day's quota, atomically; False if it would exceed it.
+        Its own short statement, so the per-agency row is locked only for microseconds."""
+        used = await self._db.fetchval(
+            "usage_reserve",
+            """INSERT INTO daily_usage AS u (agency_id, day, fragments)
+               SELECT $1::uuid, $2::date, $3::bigint WHERE $3::bigint <= $4::bigint
+               ON CONFLICT (agency_id, day) DO UPDATE
+                 SET fragments = u.fragments + EXCLUDED.fragments
+                 WHERE u.fragments + EXCLUDED.fragments <= $4::bigint
+               RETURNING fragments""",
+            agency_id,
+            day,
+            fragments,
+            quota,
+        )
+        return used is not None
+
+    async def release_fragments(self, agency_id: uuid.UUID, day: date, fragments: int) -> None:
+        await self._db.execute(
+            "usage_release",
+            """UPDATE daily_usage SET fragments = greatest(fragments - $3, 0)
+               WHERE agency_id = $1 AND day = $2""",
+            agency_id,
+            day,
+            fragments,
+        )
+
+    async def usage(self, agency_id: uuid.UUID, day: date) -> int:
+        used = await self._db.fetchval(
+            "usage_get",
+            "SELECT fragments FROM daily_usage WHERE agency_id = $1 AND day = $2",
+            agency_id,
+            day,
+        )
+        return int(used or 0)
+
+    async def idempotent_get(
+        self, agency_id: uuid.UUID, key: str
+    ) -> tuple[bytes, int, bytes] | None:
+        row = await self._db.fetchrow(
+            "idempotency_get",
+            "SELECT request_hash, status, response FROM idempotency_keys "
+            "WHERE agency_id = $1 AND key = $2",
+            agency_id,
+            key,
+        )
+        if row is None:
+            return None
+        return bytes(row["request_hash"]), int(row["status"]), bytes(row["response"])
+
+    async def idempotent_claim(self, agency_id: uuid.UUID, key: str, request_hash: bytes) -> bool:
+        """Take the key inside the caller's transaction; False if someone holds it already
+        (a concurrent holder's insert blocks this one until it commits or rolls back)."""
+        got = await self._db.fetchval(
+            "idempotency_claim",
+            """INSERT INTO idempotency_keys (agency_id, key, request_hash, status, response)
+               VALUES ($1, $2, $3, 0, '') ON CONFLICT DO NOTHING RETURNING true""",
+            agency_id,
+            key,
+            request_hash,
+        )
+        return bool(got)
+
+    async def idempotent_store(
+        self, agency_id: uuid.UUID, key: str, status: int, response: bytes
+    ) -> None:
+        await self._db.execute(
+            "idempotency_store",
+            """UPDATE idempotency_keys SET status = $3, response = $4
+               WHERE agency_id = $1 AND key = $2""",
+            agency_id,
+            key,
+            status,
+            response,
+        )
+
+    # -- directories -------------------------------------------------------------------------
+    async def citizen_numbers(self, national_codes: list[str]) -> dict[str, str]:
+        rows = await self._db.fetch(
+            "citizen_lookup",
+            "SELECT national_code, msisdn FROM citizens WHERE national_code = ANY($1::text[])",
+            national_codes,
+        )
+        return {r["national_code"]: r["msisdn"] for r in rows}
+
+    async def put_citizens(self, pairs: list[tuple[str, str]]) -> None:
+        await self._db.executemany(
+            "citizen_upsert",
+            """INSERT INTO citizens (national_code, msisdn) VALUES ($1, $2)
+               ON CONFLICT (national_code) DO UPDATE SET msisdn = EXCLUDED.msisdn""",
+            pairs,
+        )
+
+    async def ported(self, msisdns: list[str]) -> dict[str, str]:
+        rows = await self._db.fetch(
+            "portability_lookup",
+            "SELECT msisdn, operator FROM portability WHERE msisdn = ANY($1::text[])",
+            msisdns,
+        )
+        return {r["msisdn"]: r["operator"] for r in rows}
+
+    async def put_ported(self, pairs: list[tuple[str, str]]) -> None:
+        await self._db.executemany(
+            "portability_upsert",
+            """INSERT INTO portability (msisdn, operator) VALUES ($1, $2)
+               ON CONFLICT (msisdn) DO UPDATE
+                 SET operator = EXCLUDED.operator, updated_at = now()""",
+            pairs,
+        )
