@@ -118,6 +118,8 @@ class SmsConfig:
     # node may take it back (a crashed node's claims return after this).
     claim_batch: int = 256
     lease_seconds: int = 60
+    # Concurrent claim-send-record loops per node; they overlap database and SMSC round trips.
+    dispatch_workers: int = 4
     # Replies are threaded to the agency's last message to that citizen within this window.
     reply_thread_hours: int = 72
     # Appended to every non-mandatory message (Persian: "reply 11 to stop").
@@ -339,8 +341,8 @@ def _operators(raw: Any, env: Mapping[str, str]) -> tuple[OperatorConfig, ...]:
                 raise ConfigError(f"{where}.{fmt_key}", "must be hex, dec or str")
         if not all(p.isdigit() for p in op.prefixes):
             raise ConfigError(f"{where}.prefixes", "national-number prefixes are digits")
-        if op.data_coding not in {-1, 0, 1, 3, 8}:
-            raise ConfigError(f"{where}.data_coding", "must be -1 (auto), 0, 1, 3 or 8")
+        if op.data_coding not in {-1, 0, 1, 8}:
+            raise ConfigError(f"{where}.data_coding", "must be -1 (auto), 0, 1 or 8")
     return ops
 
 

@@ -7,7 +7,7 @@ bounded whatever the traffic.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "payam_http_requests_total",
@@ -35,4 +35,67 @@ NUMBERING_ALLOCATIONS = Counter(
     "payam_numbering_allocations_total",
     "Numbering plan allocation attempts, by kind and outcome code.",
     ["kind", "outcome"],
+)
+
+# -- SMS ---------------------------------------------------------------------------------------
+SMS_ACCEPTED = Counter(
+    "payam_sms_accepted_total",
+    "Messages accepted by the API, by agency and priority.",
+    ["agency", "priority"],
+)
+SMS_SUBMITTED = Counter(
+    "payam_sms_submitted_total",
+    "Messages whose every part an operator accepted.",
+    ["operator", "priority"],
+)
+SMS_FINAL = Counter(
+    "payam_sms_final_total",
+    "Messages that reached a final status, by operator and status.",
+    ["operator", "outcome"],
+)
+SMS_RETRIES = Counter(
+    "payam_sms_retries_total",
+    "Submit attempts put back for a retry, by operator and error.",
+    ["operator", "outcome"],
+)
+QUEUE_DEPTH = Gauge("payam_sms_queue_depth", "Messages waiting in the queue, by lane.", ["lane"])
+QUEUE_OLDEST = Gauge(
+    "payam_sms_queue_oldest_age_seconds",
+    "Age of the oldest due message in each lane (0 when empty).",
+    ["lane"],
+)
+SMPP_BINDS_UP = Gauge("payam_smpp_binds_up", "SMPP binds currently bound.", ["operator"])
+SMPP_IN_FLIGHT = Gauge(
+    "payam_smpp_window_in_use", "submit_sm awaiting a response, per operator.", ["operator"]
+)
+SMPP_SUBMIT_LATENCY = Histogram(
+    "payam_smpp_submit_duration_seconds",
+    "submit_sm to submit_sm_resp, per operator.",
+    ["operator"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+SMPP_THROTTLED = Counter(
+    "payam_smpp_throttled_total", "Throttling responses (RTHROTTLED, RMSGQFUL).", ["operator"]
+)
+RECEIPT_LATENCY = Histogram(
+    "payam_sms_receipt_latency_seconds",
+    "Submit to final delivery receipt, per operator.",
+    ["operator"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+RECEIPTS = Counter(
+    "payam_sms_receipts_total",
+    "Delivery receipts received, by operator and outcome.",
+    ["operator", "outcome"],
+)
+RECEIPTS_UNMATCHED = Counter(
+    "payam_sms_receipts_unmatched_total",
+    "Receipts dropped after waiting for a submit they never matched.",
+    ["operator"],
+)
+CALLBACKS = Counter(
+    "payam_callbacks_total", "Callback deliveries to agencies, by outcome.", ["outcome"]
+)
+REPLIES = Counter(
+    "payam_sms_replies_total", "Citizens' messages received, by outcome.", ["outcome"]
 )

@@ -13,12 +13,14 @@ import asyncpg
 
 from gateway.store.agencies import AgencyStore
 from gateway.store.audit import AuditStore
+from gateway.store.callbacks import CallbackStore
 from gateway.store.credentials import CredentialStore
 from gateway.store.db import Executor, transaction
 from gateway.store.messages import MessageStore
 from gateway.store.numbering import NumberingStore
 from gateway.store.queue import QueueStore
 from gateway.store.receipts import ReceiptStore
+from gateway.store.replies import ReplyStore
 
 
 class Store:
@@ -32,6 +34,8 @@ class Store:
         self.messages = MessageStore(self.db)
         self.queue = QueueStore(self.db)
         self.receipts = ReceiptStore(self.db)
+        self.replies = ReplyStore(self.db)
+        self.callbacks = CallbackStore(self.db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:

@@ -162,16 +162,21 @@ CREATE TABLE mo_fragments (
     PRIMARY KEY (operator, msisdn, number, ref, seq)
 );
 
+-- Outgoing signed callbacks. Enqueued in the same transaction as the status change or reply
+-- they announce, so a crash cannot lose one; kept after delivery (outcome) for support.
 CREATE TABLE callbacks (
     id              bigserial   PRIMARY KEY,
     agency_id       uuid        NOT NULL,
+    kind            text        NOT NULL,
     url             text        NOT NULL,
     body            bytea       NOT NULL,
     attempts        integer     NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
     give_up_at      timestamptz NOT NULL,
     leased_until    timestamptz NOT NULL DEFAULT '-infinity',
+    outcome         text        NOT NULL DEFAULT 'pending',
     last_error      text        NOT NULL DEFAULT '',
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    done_at         timestamptz
 );
-CREATE INDEX callbacks_due ON callbacks (next_attempt_at);
+CREATE INDEX callbacks_due ON callbacks (next_attempt_at) WHERE outcome = 'pending';

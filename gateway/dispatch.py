@@ -1,0 +1,243 @@
+"""The dispatcher: claim → route → encode → submit → record, in batches.
+
+Several workers run the loop at once (``sms.dispatch_workers``); each claims its own leased batch
+(SKIP LOCKED keeps them disjoint), so database round trips of one overlap the SMSC round trips
+of another. Results of a whole batch are written in one transaction.
+
+Lanes: ``crisis`` is claimed first and may take the whole batch; what is left is shared by
+``high``, ``normal`` and ``bulk`` (50/35/15, unused shares passed on), so bulk never starves the
+others and is never starved itself. Within a lane, the order is the virtual time ``vt`` set at
+accept (weighted fair queuing between agencies, see gateway/batches.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from adapters.sms import errors as send_errors
+from adapters.sms.dlr import IdFormat, canonical_id
+from adapters.sms.encoding import encode
+from adapters.sms.esme import Submit, SubmitResult
+from gateway.config import Config, OperatorConfig
+from gateway.metrics import (
+    SMPP_SUBMIT_LATENCY,
+    SMPP_THROTTLED,
+    SMS_FINAL,
+    SMS_RETRIES,
+    SMS_SUBMITTED,
+)
+from gateway.recipients import smpp_address
+from gateway.routing import Router
+from gateway.status import DELIVERED, EXPIRED, PRIORITY_NAMES, REJECTED
+from gateway.store import Store
+from gateway.store.models import Claimed
+from gateway.store.queue import Final, Retry, Submitted
+
+log = logging.getLogger(__name__)
+
+LANES = (0, 1, 2, 3)
+_SHARES = {1: 0.50, 2: 0.35, 3: 0.15}
+# Link-level errors: the message did nothing wrong, so they do not use up its attempts; it
+# waits (until valid_until) for the operator to come back.
+_LINK_ERRORS = frozenset({"NO_BIND", "BIND_DOWN"})
+_IDLE_SLEEP = 0.02
+# Alphanumeric senders go as TON 5 (SMPP 3.4 §5.2.5); numeric shortcodes as TON 0 / NPI 0,
+# which is how Iranian SMSCs expect 4040… short numbers.
+TON_ALPHANUMERIC = 5
+
+
+class OperatorLink(Protocol):
+    async def submit(self, s: Submit) -> SubmitResult: ...
+
+
+Finalized = Callable[[list[uuid.UUID]], Awaitable[None]]
+
+
+def _shares(remaining: int) -> dict[int, int]:
+    return {lane: max(1, int(remaining * share)) for lane, share in _SHARES.items()}
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        router: Router,
+        links: Mapping[str, OperatorLink],
+        on_final: Finalized | None = None,
+    ) -> None:
+        self._store = store
+        self._cfg = config.sms
+        self._ops: dict[str, OperatorConfig] = {o.name: o for o in config.operators}
+        self._router = router
+        self._links = links
+        self._on_final = on_final
+        self._stopping = asyncio.Event()
+        self._rng = random.Random()
+
+    async def run(self) -> None:
+        workers = [
+            asyncio.create_task(self._worker(), name=f"dispatch-{i}")
+            for i in range(self._cfg.dispatch_workers)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _worker(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                done = await self.round()
+            except Exception:
+                log.exception("dispatch round failed; retrying")
+                done = 0
+                await asyncio.sleep(1.0)
+            if done == 0:
+                await asyncio.sleep(_IDLE_SLEEP)
+
+    async def claim(self) -> list[Claimed]:
+        limit, lease = self._cfg.claim_batch, self._cfg.lease_seconds
+        claimed = await self._store.queue.claim(0, limit, lease)
+        remaining = limit - len(claimed)
+        if remaining <= 0:
+            return claimed
+        for lane, share in _shares(remaining).items():
+            got = await self._store.queue.claim(lane, min(share, remaining), lease)
+            claimed += got
+            remaining -= len(got)
+        for lane in (1, 2, 3):  # pass unused shares on, in priority order
+            if remaining <= 0:
+                break
+            got = await self._store.queue.claim(lane, remaining, lease)
+            claimed += got
+            remaining -= len(got)
+        return claimed
+
+    async def round(self) -> int:
+        """One claim-send-record cycle; returns how many messages it handled."""
+        claimed = await self.claim()
+        if not claimed:
+            return 0
+        now = datetime.now(UTC)
+        finals: list[Final] = []
+        live: list[Claimed] = []
+        for m in claimed:
+            if m.valid_until <= now:
+                finals.append(Final(m.id, EXPIRED, "valid_until_passed"))
+            elif m.is_test:
+                # Test keys never reach an operator (Art: test traffic is marked and kept apart).
+                finals.append(Final(m.id, DELIVERED, "test"))
+            else:
+                live.append(m)
+        routes = await self._router.route(self._store, [m.recipient for m in live])
+        submitted: list[Submitted] = []
+        retries: list[Retry] = []
+        sends = []
+        for m in live:
+            op = routes.get(m.recipient)
+            if op is None or op not in self._links:
+                finals.append(Final(m.id, REJECTED, "no_route"))
+                continue
+            sends.append(self._send(m, op))
+        for outcome in await asyncio.gather(*sends):
+            if isinstance(outcome, Submitted):
+                submitted.append(outcome)
+            elif isinstance(outcome, Retry):
+                retries.append(outcome)
+            else:
+                finals.append(outcome)
+        async with self._store.transaction() as tx:
+            done = await tx.queue.record(submitted, retries, finals)
+            if done:
+                await tx.callbacks.enqueue_status(done, self._give_up())
+        priority = {m.id: lane_name(m.priority) for m in claimed}
+        for s in submitted:
+            if s.complete:
+                SMS_SUBMITTED.labels(s.operator, priority[s.message_id]).inc()
+        for f in finals:
+            SMS_FINAL.labels("none", f.status).inc()
+        if done and self._on_final is not None:
+            await self._on_final(done)
+        return len(claimed)
+
+    async def _send(self, m: Claimed, operator: str) -> Submitted | Retry | Final:
+        op = self._ops[operator]
+        link = self._links[operator]
+        try:
+            encoded = encode(
+                m.body,
+                ref=self._rng.randrange(256),
+                data_coding=None if op.data_coding < 0 else op.data_coding,
+            )
+        except ValueError:
+            return Final(m.id, REJECTED, "encoding")
+        alnum = not m.sender.isdigit()
+        part_nos: list[int] = []
+        smsc_ids: list[str] = []
+        for part_no, short_message in enumerate(encoded.parts, start=1):
+            if part_no in m.done_parts:
+                continue
+            started = time.perf_counter()
+            result = await link.submit(
+                Submit(
+                    source_addr=m.sender,
+                    source_addr_ton=TON_ALPHANUMERIC if alnum else 0,
+                    source_addr_npi=0,
+                    destination_addr=smpp_address(m.recipient),
+                    esm_class=0x40 if encoded.udhi else 0,
+                    data_coding=encoded.data_coding,
+                    short_message=short_message,
+                    registered_delivery=1,
+                )
+            )
+            SMPP_SUBMIT_LATENCY.labels(operator).observe(time.perf_counter() - started)
+            if result.ok:
+                part_nos.append(part_no)
+                smsc_ids.append(self._canonical(op, result.message_id))
+                continue
+            error = result.error or send_errors.NO_BIND
+            if error.throttle:
+                SMPP_THROTTLED.labels(operator).inc()
+            if part_nos:
+                return Submitted(m.id, operator, part_nos, smsc_ids, complete=False)
+            return self._failed(m, operator, error)
+        return Submitted(m.id, operator, part_nos, smsc_ids, complete=True)
+
+    def _failed(self, m: Claimed, operator: str, error: send_errors.SendError) -> Retry | Final:
+        SMS_RETRIES.labels(operator, error.code).inc()
+        if not error.retryable:
+            return Final(m.id, REJECTED, error.code)
+        counts = error.code not in _LINK_ERRORS
+        if counts and m.attempts + 1 >= self._cfg.max_attempts:
+            return Final(m.id, REJECTED, f"retries_exhausted:{error.code}")
+        base = self._cfg.retry_base_seconds
+        delay = base * (2 ** min(m.attempts, 10)) if counts else base
+        return Retry(m.id, delay * (0.5 + self._rng.random()), error.code, counts)
+
+    def _give_up(self) -> datetime:
+        return datetime.now(UTC) + timedelta(hours=self._cfg.callback_retry_hours)
+
+    @staticmethod
+    def _canonical(op: OperatorConfig, raw: str) -> str:
+        fmt: IdFormat = op.resp_id_format  # type: ignore[assignment]
+        try:
+            return canonical_id(raw, fmt)
+        except ValueError:
+            log.warning("operator %s sent a message id not in %s format", op.name, fmt)
+            return raw.strip().lower()
+
+
+def lane_name(lane: int) -> str:
+    return PRIORITY_NAMES.get(lane, str(lane))

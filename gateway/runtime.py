@@ -1,0 +1,112 @@
+"""The SMS runtime of one node: operator connections, dispatcher, receipt tracker, callback
+worker and queue gauges, started and stopped with the web app (aiohttp ``cleanup_ctx``).
+
+Shutdown order matters: stop claiming, let the dispatch round in progress store its results,
+unbind from the SMSCs (in-flight submits finish), then stop matching receipts and callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from adapters.sms.esme import BindSettings, OperatorClient, OperatorSettings
+from gateway.callbacks import CallbackWorker
+from gateway.config import OperatorConfig
+from gateway.dispatch import Dispatcher, lane_name
+from gateway.metrics import QUEUE_DEPTH, QUEUE_OLDEST, SMPP_BINDS_UP, SMPP_IN_FLIGHT
+from gateway.replies import ReplyService
+from gateway.services import Services
+from gateway.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def operator_settings(op: OperatorConfig) -> OperatorSettings:
+    bind = BindSettings(
+        host=op.host,
+        port=op.port,
+        system_id=op.system_id,
+        password=op.password,
+        system_type=op.system_type,
+        mode="tx_rx" if op.mode == "tx_rx" else "trx",
+        window=op.window,
+        enquire_link_seconds=op.enquire_link_seconds,
+        response_timeout_seconds=op.response_timeout_seconds,
+    )
+    return OperatorSettings(name=op.name, binds=(bind,) * op.binds, tps=op.tps, burst=None)
+
+
+@dataclass
+class SmsRuntime:
+    services: Services
+    clients: dict[str, OperatorClient] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        svc = self.services
+        self.replies = ReplyService(svc.store, svc.config.sms)
+        self.tracker = Tracker(svc.store, svc.config, on_inbound=self.replies.on_inbound)
+        for op in svc.config.operators:
+            self.clients[op.name] = OperatorClient(operator_settings(op), self.tracker.on_deliver)
+        self.dispatcher = Dispatcher(svc.store, svc.config, svc.router, self.clients)
+        self.callbacks = CallbackWorker(svc.store, svc.agencies, svc.config.sms)
+
+    async def start(self) -> None:
+        for client in self.clients.values():
+            await client.start()
+        for name, coro in (
+            ("dispatcher", self.dispatcher.run()),
+            ("tracker", self.tracker.run()),
+            ("callbacks", self.callbacks.run()),
+            ("gauges", self._gauges()),
+        ):
+            self.tasks.append(asyncio.create_task(coro, name=name))
+
+    async def stop(self) -> None:
+        self.dispatcher.stop()
+        await self._settle(self.tasks[:1], 10.0)
+        for client in self.clients.values():
+            await client.stop()
+        self.tracker.stop()
+        self.callbacks.stop()
+        await self._settle(self.tasks[1:3], 10.0)
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    @staticmethod
+    async def _settle(tasks: list[asyncio.Task[None]], timeout: float) -> None:
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def _gauges(self) -> None:
+        """Queue depth and oldest age per lane, binds up and window use, every few seconds."""
+        while True:
+            try:
+                for lane, depth, oldest in await self.services.store.queue.depths():
+                    QUEUE_DEPTH.labels(lane_name(lane)).set(depth)
+                    QUEUE_OLDEST.labels(lane_name(lane)).set(oldest)
+                for name, client in self.clients.items():
+                    SMPP_BINDS_UP.labels(name).set(client.binds_up)
+                    SMPP_IN_FLIGHT.labels(name).set(client.in_flight)
+            except Exception:
+                log.exception("sampling queue gauges failed")
+            await asyncio.sleep(2.0)
+
+
+def sms_context(services: Services) -> object:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        runtime = SmsRuntime(services)
+        await runtime.start()
+        yield
+        await runtime.stop()
+
+    return ctx
