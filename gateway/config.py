@@ -46,6 +46,8 @@ class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 8040
     max_body_bytes: int = 1_048_576
+    # Batches (JSON or CSV with up to 100,000 recipients) may be this large.
+    max_batch_bytes: int = 33_554_432
     # Behind a reverse proxy, the client address comes from X-Forwarded-For only when the direct
     # peer is one of these (so a client cannot forge its address into the audit log).
     trusted_proxies: tuple[str, ...] = ()

@@ -148,6 +148,9 @@ CATALOGUE: dict[str, ErrorKind] = {
     "not_cancellable": ErrorKind(
         409, "The message can no longer be cancelled", "پیام دیگر قابل لغو نیست"
     ),
+    "missing_param": ErrorKind(
+        422, "A template placeholder has no value", "مقدار یکی از جای‌نگهدارها داده نشده است"
+    ),
     "batch_too_large": ErrorKind(
         413, "Too many recipients in one batch", "تعداد گیرندگان بیش از حد است"
     ),

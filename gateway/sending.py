@@ -118,14 +118,10 @@ class SendingService:
     def prepare(self, data: dict[str, Any], principal: AgencyPrincipal, now: datetime) -> Prepared:
         if ("to" in data) == ("national_code" in data):
             raise Problem("invalid_value", "give exactly one of 'to' or 'national_code'")
-        text = normalize_letters(data["text"]).strip()
-        if not text:
-            raise Problem("invalid_value", "text: must not be empty")
         mandatory = bool(data.get("mandatory", False))
+        text = self.final_text(data["text"], mandatory)
         if mandatory and not principal.agency.mandatory_allowed:
             raise Problem("mandatory_not_allowed", "this agency may not send mandatory messages")
-        if not mandatory and self._cfg.opt_out_hint:
-            text = f"{text}\n{self._cfg.opt_out_hint}"
         send_at: datetime | None = data.get("send_at")
         if send_at is not None and send_at <= now:
             send_at = None  # "now" or slightly in the past: send immediately
@@ -163,6 +159,15 @@ class SendingService:
             callback_url=data.get("callback_url", ""),
             sender=data.get("sender"),
         )
+
+    def final_text(self, text: str, mandatory: bool) -> str:
+        """Persian letters normalised; non-mandatory messages end with the opt-out hint."""
+        text = normalize_letters(text).strip()
+        if not text:
+            raise Problem("invalid_value", "text: must not be empty")
+        if not mandatory and self._cfg.opt_out_hint:
+            text = f"{text}\n{self._cfg.opt_out_hint}"
+        return text
 
     async def senders(self, agency_id: uuid.UUID) -> list[Allocation]:
         held = await self._store.numbering.for_agency(agency_id, include_released=False)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from gateway.agencies import AgencyService
 from gateway.auth import Authenticator
+from gateway.batches import BatchService
 from gateway.config import Config
 from gateway.credentials import CredentialService
 from gateway.numbering import NumberingPlan, NumberingService
@@ -27,12 +28,14 @@ class Services:
     auth: Authenticator
     directory: CitizenDirectory
     sending: SendingService
+    batches: BatchService
     router: Router
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
     credentials = CredentialService(store, sealer)
     directory = LocalDirectory(store)
+    sending = SendingService(store, config.sms, directory)
     return Services(
         config=config,
         store=store,
@@ -42,6 +45,7 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         numbering=NumberingService(store, NumberingPlan(config.numbering)),
         auth=Authenticator(store, credentials, iat_skew_seconds=config.auth.iat_skew_seconds),
         directory=directory,
-        sending=SendingService(store, config.sms, directory),
+        sending=sending,
+        batches=BatchService(store, sending, directory),
         router=Router(config.operators),
     )

@@ -9,7 +9,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.api import admin_agencies, admin_numbering, health, me, messages, openapi
+from gateway.api import (
+    admin_agencies,
+    admin_numbering,
+    batches,
+    health,
+    me,
+    messages,
+    openapi,
+)
 from gateway.api.http import DRAINING, SERVICES, problem_middleware
 from gateway.services import Services
 
@@ -43,11 +51,15 @@ async def _start_draining(app: web.Application) -> None:
 
 def build_app(services: Services) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware], client_max_size=services.config.http.max_body_bytes
+        middlewares=[problem_middleware],
+        # Batches may be larger; every other route checks http.max_body_bytes itself.
+        client_max_size=max(
+            services.config.http.max_body_bytes, services.config.http.max_batch_bytes
+        ),
     )
     app[SERVICES] = services
     app[DRAINING] = [False]
-    for module in (health, me, messages, admin_agencies, admin_numbering, openapi):
+    for module in (health, me, messages, batches, admin_agencies, admin_numbering, openapi):
         module.register(app)
     app.cleanup_ctx.append(_purge_seen_tokens)
     app.on_shutdown.append(_start_draining)

@@ -45,10 +45,15 @@ def problem_response(exc: Problem, instance: str = "") -> web.Response:
 async def read_json(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise Problem("unsupported_media_type", f"got {request.content_type or 'no type'}")
+    limit = request.app[SERVICES].config.http.max_body_bytes
+    if (request.content_length or 0) > limit:
+        raise Problem("body_too_large", f"at most {limit} bytes")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise Problem("body_too_large", f"at most {request.client_max_size} bytes") from None
+        raise Problem("body_too_large", f"at most {limit} bytes") from None
+    if len(raw) > limit:
+        raise Problem("body_too_large", f"at most {limit} bytes")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

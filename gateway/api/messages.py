@@ -24,10 +24,13 @@ def message_id(request: web.Request) -> uuid.UUID:
 async def read_raw_json(request: web.Request) -> tuple[bytes, object]:
     if request.content_type != "application/json":
         raise Problem("unsupported_media_type", f"got {request.content_type or 'no type'}")
+    limit = services(request).config.http.max_body_bytes
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise Problem("body_too_large", f"at most {request.client_max_size} bytes") from None
+        raise Problem("body_too_large", f"at most {limit} bytes") from None
+    if len(raw) > limit:
+        raise Problem("body_too_large", f"at most {limit} bytes")
     try:
         return raw, orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

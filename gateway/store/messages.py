@@ -65,7 +65,68 @@ class MessageStore:
         )
         return created
 
-    async def copy_many(self, rows: list[NewMessage], lanes: dict[uuid.UUID, int]) -> None:
+    async def insert_batch(
+        self,
+        batch_id: uuid.UUID,
+        agency_id: uuid.UUID,
+        is_test: bool,
+        total: int,
+        rejected: int,
+        client_ref: str,
+    ) -> None:
+        await self._db.execute(
+            "batch_insert",
+            """INSERT INTO batches (id, agency_id, is_test, total, rejected, client_ref)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            batch_id,
+            agency_id,
+            is_test,
+            total,
+            rejected,
+            client_ref,
+        )
+
+    async def batch_counts(
+        self, agency_id: uuid.UUID, batch_id: uuid.UUID
+    ) -> tuple[dict[str, Any], dict[str, int]] | None:
+        row = await self._db.fetchrow(
+            "batch_get",
+            """SELECT id, total, rejected, client_ref, is_test, created_at, cancelled_at
+               FROM batches WHERE id = $1 AND agency_id = $2""",
+            batch_id,
+            agency_id,
+        )
+        if row is None:
+            return None
+        counts = await self._db.fetch(
+            "batch_counts",
+            "SELECT status, count(*) AS n FROM messages WHERE batch_id = $1 GROUP BY status",
+            batch_id,
+        )
+        return dict(row), {r["status"]: int(r["n"]) for r in counts}
+
+    async def cancel_batch(self, agency_id: uuid.UUID, batch_id: uuid.UUID) -> int:
+        """Cancel every message of the batch still waiting and not claimed by a sender."""
+        n = await self._db.fetchval(
+            "batch_cancel",
+            """WITH b AS (UPDATE batches SET cancelled_at = coalesce(cancelled_at, now())
+                         WHERE id = $1 AND agency_id = $2 RETURNING id),
+               q AS (DELETE FROM queue WHERE message_id IN (
+                         SELECT id FROM messages WHERE batch_id IN (SELECT id FROM b))
+                       AND leased_until < now() RETURNING message_id),
+               m AS (UPDATE messages SET status = $3, updated_at = now(), final_at = now()
+                     WHERE id IN (SELECT message_id FROM q) AND status = ANY($4::text[])
+                     RETURNING id),
+               e AS (INSERT INTO message_events (message_id, status) SELECT id, $3 FROM m)
+               SELECT count(*) FROM m""",
+            batch_id,
+            agency_id,
+            CANCELLED,
+            list(WAITING),
+        )
+        return int(n)
+
+    async def copy_many(self, rows: list[NewMessage], lane: int) -> None:
         """Bulk insert through COPY (batches): messages, queue rows and events."""
         conn: Any = self._db.raw()
         await conn.copy_records_to_table(
@@ -75,7 +136,7 @@ class MessageStore:
         )
         await conn.copy_records_to_table(
             "queue",
-            records=[(m.id, lanes[m.id], m.agency_id, m.vt) for m in rows],
+            records=[(m.id, lane, m.agency_id, m.vt) for m in rows],
             columns=["message_id", "lane", "agency_id", "vt"],
         )
         await conn.copy_records_to_table(
