@@ -213,6 +213,164 @@ def _schemas() -> dict[str, Any]:
                 "detail": {"type": "object"},
             }
         ),
+        "SendMessage": _obj(
+            {
+                "to": {**STR, "description": "mobile number: +98…, 0098…, 98…, 09… or 9…"},
+                "national_code": {
+                    **STR,
+                    "description": "instead of `to`: resolved by the citizen directory (Shahkar)",
+                },
+                "text": {**STR, "maxLength": 1000},
+                "priority": {"enum": ["crisis", "high", "normal", "bulk"], "default": "normal"},
+                "mandatory": {"type": "boolean", "description": "no opt-out; needs permission"},
+                "send_at": {**STR, "format": "date-time"},
+                "valid_until": {**STR, "format": "date-time"},
+                "client_ref": {**STR, "maxLength": 100},
+                "callback_url": STR,
+                "sender": {**STR, "description": "one of the agency's own numbers or masks"},
+            },
+            ["text"],
+        ),
+        "Accepted": {
+            "type": "object",
+            "properties": {
+                "id": UUID,
+                "status": {"enum": ["queued", "scheduled"]},
+                "recipient": STR,
+                "sender": STR,
+                "parts": INT,
+                "encoding": {"enum": ["gsm7", "ucs2"]},
+                "priority": STR,
+                "mandatory": {"type": "boolean"},
+                "test": {"type": "boolean"},
+                "send_at": TIME,
+                "valid_until": TIME,
+                "client_ref": STR,
+                "created_at": TIME,
+            },
+        },
+        "Message": {
+            "type": "object",
+            "properties": {
+                "id": UUID,
+                "status": {
+                    "enum": [
+                        "accepted",
+                        "scheduled",
+                        "queued",
+                        "submitted",
+                        "delivered",
+                        "undeliverable",
+                        "expired",
+                        "rejected",
+                        "cancelled",
+                    ]
+                },
+                "recipient": STR,
+                "sender": STR,
+                "text": STR,
+                "parts": INT,
+                "encoding": STR,
+                "priority": STR,
+                "mandatory": {"type": "boolean"},
+                "test": {"type": "boolean"},
+                "operator": {"type": ["string", "null"]},
+                "batch_id": {"type": ["string", "null"]},
+                "client_ref": STR,
+                "error_code": {"type": ["string", "null"]},
+                "send_at": TIME,
+                "valid_until": TIME,
+                "created_at": TIME,
+                "updated_at": TIME,
+                "final_at": TIME,
+                "history": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"status": STR, "at": TIME, "detail": {"type": "object"}},
+                    },
+                },
+            },
+        },
+        "Batch": {
+            "type": "object",
+            "properties": {
+                "template": {**STR, "description": "text with {placeholders}"},
+                "recipients": {
+                    "type": "array",
+                    "maxItems": 100000,
+                    "items": _obj(
+                        {
+                            "to": STR,
+                            "national_code": STR,
+                            "params": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                        }
+                    ),
+                },
+                "priority": STR,
+                "mandatory": {"type": "boolean"},
+                "send_at": STR,
+                "valid_until": STR,
+                "client_ref": STR,
+                "callback_url": STR,
+                "sender": STR,
+            },
+            "required": ["template", "recipients"],
+            "additionalProperties": False,
+        },
+        "BatchAccepted": {
+            "type": "object",
+            "properties": {
+                "id": UUID,
+                "status": STR,
+                "total": INT,
+                "accepted": INT,
+                "rejected": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"index": INT, "code": STR, "detail": STR},
+                    },
+                },
+                "rejected_count": INT,
+                "fragments": INT,
+                "sender": STR,
+                "test": {"type": "boolean"},
+            },
+        },
+        "BatchStatus": {
+            "type": "object",
+            "properties": {
+                "id": UUID,
+                "total": INT,
+                "accepted": INT,
+                "rejected_count": INT,
+                "counts": {"type": "object", "additionalProperties": INT},
+                "progress": {"type": "number"},
+                "client_ref": STR,
+                "test": {"type": "boolean"},
+                "created_at": TIME,
+                "cancelled_at": TIME,
+            },
+        },
+        "Reply": {
+            "type": "object",
+            "properties": {
+                "id": UUID,
+                "cursor": STR,
+                "from": STR,
+                "to": STR,
+                "text": STR,
+                "keyword": {"type": ["string", "null"], "enum": ["opt_out", "opt_in", None]},
+                "in_reply_to": {"type": ["string", "null"]},
+                "channel": STR,
+                "operator": STR,
+                "received_at": TIME,
+            },
+        },
         "Me": _obj(
             {
                 "agency": _obj(
@@ -406,6 +564,104 @@ def spec() -> dict[str, Any]:
                 security="adminToken",
                 params=[{**_query("value", STR), "required": True}],
                 errors=ADMIN_R,
+            )
+        },
+        "/v1/messages": {
+            "post": _op(
+                "Send one SMS (202 only after it is committed)",
+                _ok("accepted", _ref("Accepted"), "202"),
+                security="agencyJwt",
+                body=_body(_ref("SendMessage")),
+                params=[
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {**STR, "maxLength": 200},
+                        "description": "same key and body: the same answer, never a second "
+                        "message; same key, other body: 409",
+                    }
+                ],
+                errors=(400, 401, 403, 409, 413, 415, 422, 429),
+            )
+        },
+        "/v1/messages/{message_id}": {
+            "get": _op(
+                "A message with its status history",
+                _ok("message", _ref("Message")),
+                security="agencyJwt",
+                params=[_path_param("message_id", UUID)],
+                errors=(401, 403, 404),
+            )
+        },
+        "/v1/messages/{message_id}/cancel": {
+            "post": _op(
+                "Cancel a scheduled or queued message",
+                _ok("cancelled", _ref("Message")),
+                security="agencyJwt",
+                params=[_path_param("message_id", UUID)],
+                errors=(401, 403, 404, 409),
+            )
+        },
+        "/v1/batches": {
+            "post": _op(
+                "Send one template to up to 100,000 recipients (JSON, or text/csv with a header "
+                "row and the other fields as query parameters)",
+                _ok("accepted", _ref("BatchAccepted"), "202"),
+                security="agencyJwt",
+                body={
+                    "required": True,
+                    "content": {
+                        JSON: {"schema": _ref("Batch")},
+                        "text/csv": {
+                            "schema": {
+                                **STR,
+                                "description": "header: to or "
+                                "national_code, then one column per placeholder",
+                            }
+                        },
+                    },
+                },
+                params=[
+                    _query("template", STR, "CSV uploads only"),
+                    _query("priority", STR, "CSV uploads only"),
+                ],
+                errors=(400, 401, 403, 409, 413, 415, 422, 429),
+            )
+        },
+        "/v1/batches/{batch_id}": {
+            "get": _op(
+                "Counts by status and progress",
+                _ok("batch", _ref("BatchStatus")),
+                security="agencyJwt",
+                params=[_path_param("batch_id", UUID)],
+                errors=(401, 403, 404),
+            )
+        },
+        "/v1/batches/{batch_id}/cancel": {
+            "post": _op(
+                "Cancel every waiting message of a batch",
+                _ok("cancelled", _obj({"id": UUID, "cancelled": INT})),
+                security="agencyJwt",
+                params=[_path_param("batch_id", UUID)],
+                errors=(401, 403, 404),
+            )
+        },
+        "/v1/replies": {
+            "get": _op(
+                "Citizens' replies, oldest first (cursor pagination)",
+                _ok(
+                    "page",
+                    _obj(
+                        {"replies": {"type": "array", "items": _ref("Reply")}, "next_cursor": STR}
+                    ),
+                ),
+                security="agencyJwt",
+                params=[
+                    _query("after", STR, "next_cursor of the previous page"),
+                    _query("limit", {**INT, "minimum": 1, "maximum": 1000}),
+                ],
+                errors=(400, 401, 403),
             )
         },
         "/admin/v1/audit": {
