@@ -16,11 +16,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## run: install, bring up the embedded PostgreSQL (unless PAYAM_DATABASE_URL is set), migrate,
-##      create the master key and first admin token, then serve on http://127.0.0.1:8040
+##      create the master key and first admin token, start the SMSC simulator as operator
+##      "mci", then serve on http://127.0.0.1:8040
 run: $(STAMP)
-	$(BIN)/payam init
-	@scripts/next-steps.sh
-	exec $(BIN)/payam serve
+	scripts/run.sh
 
 ## test: the whole suite against a real PostgreSQL
 test: $(STAMP)

@@ -262,6 +262,13 @@ def cmd_admin_token(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_smsc_sim(cfg: Config, args: argparse.Namespace) -> int:
+    """The SMSC simulator: a real SMPP server that answers, sends receipts and injects MO."""
+    from adapters.sms import simulator
+
+    return simulator.main(args.sim_args)
+
+
 def cmd_jwt(cfg: Config, args: argparse.Namespace) -> int:
     """Mint one agency token, for trying the API with curl (each token works once)."""
     secret = sys.stdin.readline().strip() if args.secret == "-" else args.secret
@@ -353,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("create", "list", "revoke"):
         at.choices[name].set_defaults(fn=cmd_admin_token)
 
+    sim = sub.add_parser(
+        "smsc-sim", help="SMSC simulator (SMPP 3.4 server); --help for its options",
+        add_help=False,
+    )
+    sim.add_argument("sim_args", nargs=argparse.REMAINDER)
+    sim.set_defaults(fn=cmd_smsc_sim)
+
     j = sub.add_parser("jwt", help="mint one agency JWT for trying the API")
     j.add_argument("key_id")
     j.add_argument("--secret", default="", help="the key secret, or - to read it from stdin")
@@ -361,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["smsc-sim"]:
+        # The simulator has its own options (and needs no gateway configuration).
+        from adapters.sms import simulator
+
+        return simulator.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args.config)

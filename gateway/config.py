@@ -135,7 +135,8 @@ class SmsConfig:
     # Callbacks: retried with exponential backoff on network errors, 5xx and 429 for this long.
     callback_timeout_seconds: float = 5.0
     callback_retry_hours: int = 24
-    # An unmatched receipt is kept this long waiting for its submit before it is dropped.
+    # An unmatched receipt is kept this long waiting for its submit before it is dropped; a
+    # submitted message without a final receipt this long after valid_until ends as expired.
     receipt_wait_seconds: int = 600
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -102,7 +102,9 @@ class SmsRuntime:
             await asyncio.sleep(2.0)
 
 
-def sms_context(services: Services) -> object:
+def sms_context(
+    services: Services,
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         runtime = SmsRuntime(services)
         await runtime.start()

@@ -14,6 +14,7 @@ from aiohttp import web
 from gateway.api.app import build_app
 from gateway.config import Config
 from gateway.logs import setup_logging
+from gateway.runtime import sms_context
 from gateway.sealing import Sealer
 from gateway.services import build_services
 from gateway.store import Store
@@ -28,7 +29,9 @@ async def create_app(cfg: Config, dsn: str, sealer: Sealer) -> web.Application:
     pool = await create_pool(dsn, db.pool_min_size, db.pool_max_size, db.command_timeout_seconds)
     async with pool.acquire() as conn:
         await _check_schema(conn)
-    app = build_app(build_services(cfg, Store(pool), sealer))
+    services = build_services(cfg, Store(pool), sealer)
+    app = build_app(services)
+    app.cleanup_ctx.append(sms_context(services))
 
     async def close_pool(_: web.Application) -> None:
         await pool.close()

@@ -152,6 +152,17 @@ class Tracker:
 
     async def sweep(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(seconds=self._cfg.receipt_wait_seconds)
+        async with self._store.transaction() as tx:
+            expired = await tx.receipts.expire_unreceipted(cutoff)
+            if expired:
+                await tx.callbacks.enqueue_status(
+                    expired, datetime.now(UTC) + timedelta(hours=self._cfg.callback_retry_hours)
+                )
+        if expired:
+            SMS_FINAL.labels("-", "expired").inc(len(expired))
+            log.warning(
+                "%d submitted messages had no receipt after validity: expired", len(expired)
+            )
         dropped = await self._store.receipts.drop_stale(cutoff)
         if dropped:
             RECEIPTS_UNMATCHED.labels("all").inc(dropped)

@@ -13,10 +13,17 @@ cat <<TXT
 
   In another terminal, create a first agency, a key and a 4040 number:
     .venv/bin/payam agency create --name-fa 'سازمان نمونه' --name-en 'Sample Agency' --legal-id 10380284790
-    .venv/bin/payam key create <agency id> --name first --type test
+    .venv/bin/payam key create <agency id> --name first --type live
     .venv/bin/payam number allocate <agency id> --kind shortcode --value 404012
   Then call the API as that agency (each token works once):
     curl -H "Authorization: Bearer \$(.venv/bin/payam jwt <key id> --secret <secret>)" http://127.0.0.1:${port}/v1/me
+  Send an SMS through the SMSC simulator and watch it reach "delivered":
+    curl -H "Authorization: Bearer \$(.venv/bin/payam jwt <key id> --secret <secret>)" \\
+         -H 'Content-Type: application/json' -d '{"to": "09121234567", "text": "سلام"}' \\
+         http://127.0.0.1:${port}/v1/messages
+    curl -H "Authorization: Bearer \$(.venv/bin/payam jwt <key id> --secret <secret>)" http://127.0.0.1:${port}/v1/messages/<id>
+  A citizen replies (the simulator injects an MO SMS to the agency's number):
+    curl -d '{"from": "989121234567", "to": "404012", "text": "۱۱"}' http://127.0.0.1:2776/mo
   Admin API:
     curl -H "Authorization: Bearer \$(cat ${token_file})" http://127.0.0.1:${port}/admin/v1/agencies
 

@@ -121,6 +121,25 @@ class ReceiptStore:
             [o[1] for o in outcomes],
         )
 
+    async def expire_unreceipted(self, before: datetime, limit: int = 5000) -> list[uuid.UUID]:
+        """Submitted messages whose validity ended long ago with no final receipt: the SMSC
+        has given up too. They end as ``expired`` / ``no_receipt``, never "pending forever"."""
+        rows = await self._db.fetch(
+            "messages_expire_unreceipted",
+            """WITH m AS (
+                   UPDATE messages SET status = 'expired', error_code = 'no_receipt',
+                       updated_at = now(), final_at = now()
+                   WHERE id IN (SELECT id FROM messages
+                                WHERE status = 'submitted' AND valid_until < $1 LIMIT $2)
+                   RETURNING id),
+               e AS (INSERT INTO message_events (message_id, status, detail)
+                     SELECT id, 'expired', '{"error": "no_receipt"}' FROM m)
+               SELECT id FROM m""",
+            before,
+            limit,
+        )
+        return [r["id"] for r in rows]
+
     async def drop_stale(self, older_than: datetime) -> int:
         status = await self._db.execute(
             "receipts_drop_stale", "DELETE FROM receipts_inbox WHERE received_at < $1", older_than

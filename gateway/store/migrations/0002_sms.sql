@@ -48,6 +48,8 @@ CREATE INDEX messages_agency_created ON messages (agency_id, created_at DESC);
 CREATE INDEX messages_batch ON messages (batch_id) WHERE batch_id IS NOT NULL;
 -- Threading replies and duplicate suppression look up the latest message per recipient.
 CREATE INDEX messages_agency_recipient ON messages (agency_id, recipient, created_at DESC);
+-- The sweeper that ends "pending forever": submitted messages whose receipt never came.
+CREATE INDEX messages_awaiting_receipt ON messages (valid_until) WHERE status = 'submitted';
 
 -- The durable queue: one row per message that still has to be submitted. Claims lease rows
 -- (leased_until) so a crashed node's claims come back; rows are deleted once the submit result
