@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 _TOUCH_INTERVAL = 60.0
 _MAX_TOKEN_CHARS = 4096
 _MAX_CLAIM_CHARS = 128
+_KEY_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,17 @@ class AgencyPrincipal:
     @property
     def is_test(self) -> bool:
         return self.key.key_type == "test"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUse:
+    """A verified token whose one-time ``jti`` is still to be recorded (by the caller's
+    transaction, e.g. the send pipeline's batch)."""
+
+    principal: AgencyPrincipal
+    jti: str
+    expires: datetime
+    client_addr: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +93,40 @@ class Authenticator:
         self._skew = iat_skew_seconds
         self._clock = clock
         self._touched: dict[str, float] = {}
+        self._keys: dict[str, tuple[float, tuple[ApiKey, Agency | None, str]]] = {}
 
     async def agency(self, header: str | None, client_addr: str) -> AgencyPrincipal:
+        use = await self.agency_deferred(header, client_addr, cached=False)
+        try:
+            if not await self._store.credentials.remember_jti(
+                use.principal.key.key_id, use.jti, use.expires
+            ):
+                raise Problem("token_replayed", "every request needs a fresh jti")
+        except Problem as exc:
+            await self.refused(exc, key_id=use.principal.key.key_id, client_addr=client_addr)
+            raise
+        return use.principal
+
+    async def agency_deferred(
+        self, header: str | None, client_addr: str, *, cached: bool = True
+    ) -> TokenUse:
+        """Every check but the jti replay, which the caller records in its own transaction.
+
+        With ``cached``, key and agency rows come from a one-second cache: the send pipeline
+        re-checks revocation and suspension in the transaction that commits the message, so the
+        cache can never let a revoked key's message through."""
         key_id = ""
         try:
             token = bearer(header)
             if token.startswith(ADMIN_TOKEN_PREFIX):
                 raise Problem("admin_token_on_agency_route", "use an agency API key")
             key_id = self._unverified_issuer(token)
-            principal = await self._verify_agency(token, key_id)
+            use = await self._verify_agency(token, key_id, client_addr, cached)
         except Problem as exc:
-            await self._refused(exc, key_id=key_id, client_addr=client_addr)
+            await self.refused(exc, key_id=key_id, client_addr=client_addr)
             raise
         await self._touch(f"k:{key_id}", key_id, None)
-        return principal
+        return use
 
     async def admin(self, header: str | None, client_addr: str, *, write: bool) -> AdminPrincipal:
         try:
@@ -112,7 +144,7 @@ class Authenticator:
             if write and not principal.can_write:
                 raise Problem("insufficient_role", "viewer tokens are read-only")
         except Problem as exc:
-            await self._refused(exc, key_id="", client_addr=client_addr)
+            await self.refused(exc, key_id="", client_addr=client_addr)
             raise
         await self._touch(f"a:{admin.id}", None, admin)
         return principal
@@ -130,14 +162,33 @@ class Authenticator:
             raise Problem("missing_claim", "iss must be your key id")
         return iss
 
-    async def _verify_agency(self, token: str, key_id: str) -> AgencyPrincipal:
+    async def _key(self, key_id: str, cached: bool) -> tuple[ApiKey, Agency | None, str] | None:
+        now = self._clock()
+        if cached:
+            hit = self._keys.get(key_id)
+            if hit is not None and hit[0] > now:
+                return hit[1]
         key = await self._store.credentials.get_key(key_id)
         if key is None:
+            return None
+        agency = await self._store.agencies.get(key.agency_id)
+        entry = (key, agency, self._credentials.key_secret(key))
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[key_id] = (now + _KEY_CACHE_SECONDS, entry)
+        return entry
+
+    async def _verify_agency(
+        self, token: str, key_id: str, client_addr: str, cached: bool
+    ) -> TokenUse:
+        found = await self._key(key_id, cached)
+        if found is None:
             raise Problem("unknown_key", "no such key id")
+        key, agency, secret = found
         try:
             claims = jwt.decode(
                 token,
-                self._credentials.key_secret(key),
+                secret,
                 algorithms=["HS256"],
                 # iat is checked below against our own window, in both directions.
                 options={"verify_iat": False, "verify_exp": True, "verify_aud": False},
@@ -160,16 +211,13 @@ class Authenticator:
             raise Problem("token_from_future", f"iat is more than {self._skew} s ahead")
         if key.revoked_at is not None:
             raise Problem("key_revoked")
-        agency = await self._store.agencies.get(key.agency_id)
         if agency is None or not agency.active:
             raise Problem("agency_suspended")
         # Remember the jti until the token could no longer pass the iat window anyway.
         expires = datetime.fromtimestamp(float(iat) + self._skew + 1, UTC)
-        if not await self._store.credentials.remember_jti(key_id, jti, expires):
-            raise Problem("token_replayed", "every request needs a fresh jti")
-        return AgencyPrincipal(agency, key)
+        return TokenUse(AgencyPrincipal(agency, key), jti, expires, client_addr)
 
-    async def _refused(self, exc: Problem, *, key_id: str, client_addr: str) -> None:
+    async def refused(self, exc: Problem, *, key_id: str, client_addr: str) -> None:
         AUTH_FAILURES.labels(exc.code).inc()
         log.info("authentication refused: %s key=%s addr=%s", exc.code, key_id or "-", client_addr)
         try:

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.sms.encoding import TooManyParts, plan
+from adapters.sms.encoding import UCS2_PER_PART, UCS2_SINGLE, TooManyParts, plan
 from gateway.auth import AgencyPrincipal
 from gateway.errors import Problem
 from gateway.recipients import CitizenDirectory, normalize_msisdn
 from gateway.sending import MAX_PARTS, MESSAGE_FIELDS, SendingService, tehran_day
 from gateway.status import PRIORITIES, QUEUED, SCHEDULED
 from gateway.store import Store
-from gateway.store.models import NewMessage
 from gateway.validation import Field, parse_object
 
 MAX_RECIPIENTS = 100_000
@@ -110,85 +109,82 @@ class BatchService:
         codes = [r.national_code for r in recipients if r.national_code and not r.to]
         numbers = await self._directory.numbers_for(codes) if codes else {}
         rejected: list[dict[str, Any]] = []
-        rows: list[NewMessage] = []
+        # Pass 1: recipients (cheap, and opt-outs need them all in one query).
+        msisdns: list[str | None] = []
+        for i, r in enumerate(recipients):
+            msisdn = normalize_msisdn(r.to) if r.to else numbers.get(r.national_code or "")
+            if msisdn is None:
+                code = "invalid_recipient" if r.to else "unknown_national_code"
+                rejected.append({"index": i, "code": code})
+            msisdns.append(msisdn)
+        opted: set[str] = set()
+        if not p.mandatory:
+            valid = [m for m in msisdns if m is not None]
+            opted = await self._store.messages.opted_out(agency.id, valid) if valid else set()
+        # Pass 2: texts, parts and the rows for COPY (built as tuples: this loop runs a
+        # million times for a large job).
         batch_id = uuid.uuid4()
         start = p.send_at or now
         priority = PRIORITIES[p.priority]
         # Crisis is never paced: it must reach millions as fast as the operators allow.
-        step = 0.0 if priority == 0 else 1.0 / max(agency.tps, 1)
+        step = timedelta(seconds=0.0 if priority == 0 else 1.0 / max(agency.tps, 1))
         status = SCHEDULED if p.send_at else QUEUED
+        ucs2_template = plan(p.text)[0] == "ucs2"
+        key_id, is_test, mandatory = principal.key.key_id, principal.is_test, p.mandatory
+        rows: list[tuple[Any, ...]] = []
+        queue: list[tuple[Any, ...]] = []
         fragments = 0
-        plans: dict[str, tuple[str, int]] = {}
+        vt = start
         for i, r in enumerate(recipients):
-            msisdn = normalize_msisdn(r.to) if r.to else numbers.get(r.national_code or "")
+            msisdn = msisdns[i]
             if msisdn is None:
-                rejected.append(
-                    {
-                        "index": i,
-                        "code": "unknown_national_code" if not r.to else "invalid_recipient",
-                    }
-                )
                 continue
-            missing = names - r.params.keys()
-            if missing:
-                rejected.append(
-                    {"index": i, "code": "missing_param", "detail": ", ".join(sorted(missing))}
-                )
+            if msisdn in opted:
+                rejected.append({"index": i, "code": "recipient_opted_out"})
                 continue
-            try:
-                text = self._sending.final_text(
-                    template.format_map(r.params) if names else template, p.mandatory
-                )
-            except Problem:
-                rejected.append({"index": i, "code": "invalid_value", "detail": "empty text"})
-                continue
-            cached = plans.get(text)
-            if cached is None:
+            if names:
+                missing = names - r.params.keys()
+                if missing:
+                    rejected.append(
+                        {"index": i, "code": "missing_param", "detail": ", ".join(sorted(missing))}
+                    )
+                    continue
                 try:
-                    cached = plan(text)
-                except TooManyParts:
-                    cached = ("ucs2", MAX_PARTS + 1)
-                if len(plans) < 10_000:  # same text for many recipients: plan it once
-                    plans[text] = cached
-            encoding, parts = cached
+                    text = self._sending.final_text(template.format_map(r.params), mandatory)
+                except Problem:
+                    rejected.append({"index": i, "code": "invalid_value", "detail": "empty"})
+                    continue
+            else:
+                text = p.text
+            encoding, parts = _count(text, ucs2_template)
             if parts > MAX_PARTS:
                 rejected.append({"index": i, "code": "message_too_long"})
                 continue
             fragments += parts
+            message_id = uuid.uuid4()
             rows.append(
-                NewMessage(
-                    id=uuid.uuid4(),
-                    agency_id=agency.id,
-                    batch_id=batch_id,
-                    key_id=principal.key.key_id,
-                    is_test=principal.is_test,
-                    recipient=msisdn,
-                    sender=sender,
-                    body=text,
-                    encoding=encoding,
-                    parts=parts,
-                    priority=priority,
-                    mandatory=p.mandatory,
-                    status=status,
-                    send_at=p.send_at,
-                    valid_until=p.valid_until,
-                    client_ref=p.client_ref,
-                    callback_url=p.callback_url,
-                    vt=start + timedelta(seconds=len(rows) * step),
+                (
+                    message_id,
+                    agency.id,
+                    batch_id,
+                    key_id,
+                    is_test,
+                    msisdn,
+                    sender,
+                    text,
+                    encoding,
+                    parts,
+                    priority,
+                    mandatory,
+                    status,
+                    p.send_at,
+                    p.valid_until,
+                    p.client_ref,
+                    p.callback_url,
                 )
             )
-        if not p.mandatory and rows:
-            opted = await self._store.messages.opted_out(agency.id, [m.recipient for m in rows])
-            if opted:
-                index = {id(m): i for i, m in enumerate(rows)}
-                kept = []
-                for m in rows:
-                    if m.recipient in opted:
-                        rejected.append({"index": index[id(m)], "code": "recipient_opted_out"})
-                        fragments -= m.parts
-                    else:
-                        kept.append(m)
-                rows = kept
+            queue.append((message_id, priority, agency.id, vt))
+            vt += step
         day = tehran_day(start)
         if rows and not await self._store.messages.reserve_fragments(
             agency.id, day, fragments, agency.daily_fragment_quota
@@ -197,15 +193,12 @@ class BatchService:
         try:
             async with self._store.transaction() as tx:
                 await tx.messages.insert_batch(
-                    batch_id,
-                    agency.id,
-                    principal.is_test,
-                    len(recipients),
-                    len(rejected),
-                    p.client_ref,
+                    batch_id, agency.id, is_test, len(recipients), len(rejected), p.client_ref
                 )
                 if rows:
-                    await tx.messages.copy_many(rows, priority)
+                    await tx.messages.copy_rows(rows, queue)
+                    if priority == 0:
+                        await tx.messages.notify_crisis()
         except BaseException:
             if rows:
                 await self._store.messages.release_fragments(agency.id, day, fragments)
@@ -221,6 +214,20 @@ class BatchService:
             "sender": sender,
             "test": principal.is_test,
         }
+
+
+def _count(text: str, ucs2_template: bool) -> tuple[str, int]:
+    """(encoding, parts) for a rendered text. A Persian template makes every rendering UCS2;
+    with no character outside the BMP, UCS2 parts are plain arithmetic (70 single, 67 per
+    part), so the character-by-character split in ``plan`` is needed only otherwise."""
+    if ucs2_template:
+        units = len(text.encode("utf-16-le")) // 2
+        if units == len(text):
+            return "ucs2", 1 if units <= UCS2_SINGLE else -(-units // UCS2_PER_PART)
+    try:
+        return plan(text)
+    except TooManyParts:
+        return "ucs2", MAX_PARTS + 1
 
 
 def parse_common(body: dict[str, Any]) -> dict[str, Any]:

@@ -361,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
         at.choices[name].set_defaults(fn=cmd_admin_token)
 
     sim = sub.add_parser(
-        "smsc-sim", help="SMSC simulator (SMPP 3.4 server); --help for its options",
+        "smsc-sim",
+        help="SMSC simulator (SMPP 3.4 server); --help for its options",
         add_help=False,
     )
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)

@@ -13,6 +13,7 @@ accept (weighted fair queuing between agencies, see gateway/batches.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -26,6 +27,7 @@ from adapters.sms.dlr import IdFormat, canonical_id
 from adapters.sms.encoding import encode
 from adapters.sms.esme import Submit, SubmitResult
 from gateway.config import Config, OperatorConfig
+from gateway.gate import PriorityGate
 from gateway.metrics import (
     SMPP_SUBMIT_LATENCY,
     SMPP_THROTTLED,
@@ -43,6 +45,7 @@ from gateway.store.queue import Final, Retry, Submitted
 log = logging.getLogger(__name__)
 
 LANES = (0, 1, 2, 3)
+CRISIS_CHANNEL = "payam_crisis"
 _SHARES = {1: 0.50, 2: 0.35, 3: 0.15}
 # Link-level errors: the message did nothing wrong, so they do not use up its attempts; it
 # waits (until valid_until) for the operator to come back.
@@ -81,17 +84,52 @@ class Dispatcher:
         self._on_final = on_final
         self._stopping = asyncio.Event()
         self._rng = random.Random()
+        self._gates = {o.name: PriorityGate(o.binds * o.window) for o in config.operators}
+        self._crisis = asyncio.Event()
 
     async def run(self) -> None:
         workers = [
             asyncio.create_task(self._worker(), name=f"dispatch-{i}")
             for i in range(self._cfg.dispatch_workers)
         ]
+        # One worker only for the crisis lane, woken by NOTIFY from the accept transaction:
+        # a crisis message never waits for a bulk round to finish before it is claimed.
+        workers.append(asyncio.create_task(self._crisis_worker(), name="dispatch-crisis"))
+        workers.append(asyncio.create_task(self._scheduler(), name="dispatch-scheduler"))
         try:
             await asyncio.gather(*workers)
         finally:
             for w in workers:
                 w.cancel()
+
+    async def _crisis_worker(self) -> None:
+        async with self._store.pool.acquire() as conn:
+            await conn.add_listener(CRISIS_CHANNEL, self._on_notify)
+            try:
+                while not self._stopping.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._crisis.wait(), timeout=0.5)
+                    self._crisis.clear()
+                    try:
+                        while await self.round(lanes=(0,)):
+                            pass
+                    except Exception:
+                        log.exception("crisis dispatch round failed; retrying")
+                        await asyncio.sleep(0.5)
+            finally:
+                await conn.remove_listener(CRISIS_CHANNEL, self._on_notify)
+
+    def _on_notify(self, *_: object) -> None:
+        self._crisis.set()
+
+    async def _scheduler(self) -> None:
+        """Scheduled messages whose time came are shown as queued."""
+        while not self._stopping.is_set():
+            try:
+                await self._store.queue.mark_queued(datetime.now(UTC))
+            except Exception:
+                log.exception("marking due scheduled messages failed")
+            await asyncio.sleep(1.0)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -107,11 +145,11 @@ class Dispatcher:
             if done == 0:
                 await asyncio.sleep(_IDLE_SLEEP)
 
-    async def claim(self) -> list[Claimed]:
+    async def claim(self, lanes: tuple[int, ...] = LANES) -> list[Claimed]:
         limit, lease = self._cfg.claim_batch, self._cfg.lease_seconds
         claimed = await self._store.queue.claim(0, limit, lease)
         remaining = limit - len(claimed)
-        if remaining <= 0:
+        if remaining <= 0 or lanes == (0,):
             return claimed
         for lane, share in _shares(remaining).items():
             got = await self._store.queue.claim(lane, min(share, remaining), lease)
@@ -125,9 +163,9 @@ class Dispatcher:
             remaining -= len(got)
         return claimed
 
-    async def round(self) -> int:
+    async def round(self, lanes: tuple[int, ...] = LANES) -> int:
         """One claim-send-record cycle; returns how many messages it handled."""
-        claimed = await self.claim()
+        claimed = await self.claim(lanes)
         if not claimed:
             return 0
         now = datetime.now(UTC)
@@ -189,19 +227,24 @@ class Dispatcher:
         for part_no, short_message in enumerate(encoded.parts, start=1):
             if part_no in m.done_parts:
                 continue
+            gate = self._gates[operator]
+            await gate.acquire(m.priority)
             started = time.perf_counter()
-            result = await link.submit(
-                Submit(
-                    source_addr=m.sender,
-                    source_addr_ton=TON_ALPHANUMERIC if alnum else 0,
-                    source_addr_npi=0,
-                    destination_addr=smpp_address(m.recipient),
-                    esm_class=0x40 if encoded.udhi else 0,
-                    data_coding=encoded.data_coding,
-                    short_message=short_message,
-                    registered_delivery=1,
+            try:
+                result = await link.submit(
+                    Submit(
+                        source_addr=m.sender,
+                        source_addr_ton=TON_ALPHANUMERIC if alnum else 0,
+                        source_addr_npi=0,
+                        destination_addr=smpp_address(m.recipient),
+                        esm_class=0x40 if encoded.udhi else 0,
+                        data_coding=encoded.data_coding,
+                        short_message=short_message,
+                        registered_delivery=1,
+                    )
                 )
-            )
+            finally:
+                gate.release()
             SMPP_SUBMIT_LATENCY.labels(operator).observe(time.perf_counter() - started)
             if result.ok:
                 part_nos.append(part_no)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time as time_module
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -19,11 +20,12 @@ import orjson
 
 from adapters.sms.encoding import TooManyParts, plan
 from gateway.agencies import callback_url
-from gateway.auth import AgencyPrincipal
+from gateway.auth import AgencyPrincipal, TokenUse
 from gateway.config import SmsConfig
 from gateway.errors import Problem
 from gateway.persian import TEHRAN, normalize_letters
 from gateway.recipients import CitizenDirectory, normalize_msisdn
+from gateway.send_pipeline import Pending, SendPipeline
 from gateway.status import PRIORITIES, QUEUED, SCHEDULED
 from gateway.store import Store
 from gateway.store.models import Allocation, NewMessage
@@ -114,6 +116,8 @@ class SendingService:
         self._store = store
         self._cfg = cfg
         self._directory = directory
+        self._senders: dict[uuid.UUID, tuple[float, list[Allocation]]] = {}
+        self.pipeline: SendPipeline | None = None
 
     def prepare(self, data: dict[str, Any], principal: AgencyPrincipal, now: datetime) -> Prepared:
         if ("to" in data) == ("national_code" in data):
@@ -187,17 +191,11 @@ class SendingService:
                 return a.value
         raise Problem("sender_not_registered", f"{requested!r} is not one of this agency's senders")
 
-    async def accept(
-        self, principal: AgencyPrincipal, raw_body: bytes, body: Any, idempotency_key: str | None
-    ) -> tuple[int, bytes]:
+    async def build(
+        self, principal: AgencyPrincipal, body: Any, now: datetime
+    ) -> tuple[NewMessage, Prepared]:
+        """Everything about one request that needs no write: fields, recipient, sender, parts."""
         agency = principal.agency
-        if idempotency_key is not None:
-            if not 1 <= len(idempotency_key) <= 200:
-                raise Problem("invalid_idempotency_key", "1..200 characters")
-            stored = await self._replay(agency.id, idempotency_key, raw_body)
-            if stored is not None:
-                return stored
-        now = datetime.now(UTC)
         p = self.prepare(parse_object(body, MESSAGE_FIELDS), principal, now)
         if p.by_national_code:
             found = await self._directory.numbers_for([p.recipient_raw])
@@ -208,32 +206,13 @@ class SendingService:
             msisdn = normalize_msisdn(p.recipient_raw)
             if msisdn is None:
                 raise Problem("invalid_recipient", "not an Iranian mobile number")
-        sender = self.bind_sender(p.sender, await self.senders(agency.id))
+        sender = self.bind_sender(p.sender, await self.cached_senders(agency.id))
         try:
             encoding, parts = plan(p.text)
         except TooManyParts:
             raise Problem("message_too_long", f"at most {MAX_PARTS} SMS parts") from None
         if parts > MAX_PARTS:
             raise Problem("message_too_long", f"{parts} parts; at most {MAX_PARTS}")
-        messages = self._store.messages
-        if not p.mandatory and await messages.opted_out(agency.id, [msisdn]):
-            raise Problem(
-                "recipient_opted_out", "the recipient opted out of this agency's messages"
-            )
-        window = self._cfg.duplicate_window_seconds
-        if window:
-            dup = await messages.duplicate_of(
-                agency.id, msisdn, p.text, now - timedelta(seconds=window)
-            )
-            if dup is not None:
-                raise Problem(
-                    "duplicate_message", "same text to the same recipient", duplicate_of=str(dup)
-                )
-        day = tehran_day(p.send_at or now)
-        if not await messages.reserve_fragments(agency.id, day, parts, agency.daily_fragment_quota):
-            raise Problem(
-                "daily_quota_exceeded", f"daily quota of {agency.daily_fragment_quota} fragments"
-            )
         message = NewMessage(
             id=uuid.uuid4(),
             agency_id=agency.id,
@@ -254,6 +233,71 @@ class SendingService:
             callback_url=p.callback_url,
             vt=p.send_at or now,
         )
+        return message, p
+
+    async def cached_senders(self, agency_id: uuid.UUID) -> list[Allocation]:
+        """The agency's senders, cached for a second: the committing transaction checks again
+        that the chosen sender is still allocated, so the cache cannot let a released one out."""
+        now = time_module.monotonic()
+        hit = self._senders.get(agency_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        held = await self.senders(agency_id)
+        if len(self._senders) > 10_000:
+            self._senders.clear()
+        self._senders[agency_id] = (now + 1.0, held)
+        return held
+
+    async def accept_fast(self, use: TokenUse, body: Any) -> bytes:
+        """No Idempotency-Key: through the group-commit pipeline (gateway/send_pipeline.py)."""
+        assert self.pipeline is not None
+        now = datetime.now(UTC)
+        message, p = await self.build(use.principal, body, now)
+        window = self._cfg.duplicate_window_seconds
+        return await self.pipeline.submit(
+            Pending(
+                use=use,
+                message=message,
+                check_opt_out=not p.mandatory,
+                duplicate_since=now - timedelta(seconds=window) if window else None,
+                day=tehran_day(p.send_at or now),
+                quota=use.principal.agency.daily_fragment_quota,
+            )
+        )
+
+    async def accept(
+        self, principal: AgencyPrincipal, raw_body: bytes, body: Any, idempotency_key: str | None
+    ) -> tuple[int, bytes]:
+        """With an Idempotency-Key: checked and committed on its own, under the key."""
+        agency = principal.agency
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 200:
+                raise Problem("invalid_idempotency_key", "1..200 characters")
+            stored = await self._replay(agency.id, idempotency_key, raw_body)
+            if stored is not None:
+                return stored
+        now = datetime.now(UTC)
+        message, p = await self.build(principal, body, now)
+        msisdn, parts = message.recipient, message.parts
+        messages = self._store.messages
+        if not p.mandatory and await messages.opted_out(agency.id, [msisdn]):
+            raise Problem(
+                "recipient_opted_out", "the recipient opted out of this agency's messages"
+            )
+        window = self._cfg.duplicate_window_seconds
+        if window:
+            dup = await messages.duplicate_of(
+                agency.id, msisdn, p.text, now - timedelta(seconds=window)
+            )
+            if dup is not None:
+                raise Problem(
+                    "duplicate_message", "same text to the same recipient", duplicate_of=str(dup)
+                )
+        day = tehran_day(p.send_at or now)
+        if not await messages.reserve_fragments(agency.id, day, parts, agency.daily_fragment_quota):
+            raise Problem(
+                "daily_quota_exceeded", f"daily quota of {agency.daily_fragment_quota} fragments"
+            )
         try:
             return await self._commit(message, idempotency_key, raw_body)
         except BaseException:
@@ -281,6 +325,8 @@ class SendingService:
             ):
                 raise _Raced()
             created = await tx.messages.insert_one(m, lane=m.priority)
+            if m.priority == 0:
+                await tx.messages.notify_crisis()
             response = orjson.dumps(accepted_view(m, created))
             if key is not None:
                 await tx.messages.idempotent_store(m.agency_id, key, 202, response)

@@ -13,6 +13,7 @@ from gateway.numbering import NumberingPlan, NumberingService
 from gateway.recipients import CitizenDirectory, LocalDirectory
 from gateway.routing import Router
 from gateway.sealing import Sealer
+from gateway.send_pipeline import SendPipeline
 from gateway.sending import SendingService
 from gateway.store import Store
 
@@ -36,6 +37,8 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
     credentials = CredentialService(store, sealer)
     directory = LocalDirectory(store)
     sending = SendingService(store, config.sms, directory)
+    auth = Authenticator(store, credentials, iat_skew_seconds=config.auth.iat_skew_seconds)
+    sending.pipeline = SendPipeline(store, auth)
     return Services(
         config=config,
         store=store,
@@ -43,7 +46,7 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         agencies=AgencyService(store, sealer),
         credentials=credentials,
         numbering=NumberingService(store, NumberingPlan(config.numbering)),
-        auth=Authenticator(store, credentials, iat_skew_seconds=config.auth.iat_skew_seconds),
+        auth=auth,
         directory=directory,
         sending=sending,
         batches=BatchService(store, sending, directory),

@@ -7,7 +7,7 @@ import uuid
 import orjson
 from aiohttp import web
 
-from gateway.api.http import agency_auth, json_response, services
+from gateway.api.http import agency_auth, client_addr, json_response, services
 from gateway.api.views import iso
 from gateway.errors import Problem
 from gateway.status import PRIORITY_NAMES
@@ -69,11 +69,18 @@ def message_view(m: Message, events: list[MessageEvent] | None = None) -> dict[s
 
 async def send_message(request: web.Request) -> web.Response:
     """POST /v1/messages: accept one message; 202 only after it is committed."""
+    svc = services(request)
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        use = await svc.auth.agency_deferred(
+            request.headers.get("Authorization"), client_addr(request)
+        )
+        _, body = await read_raw_json(request)
+        response = await svc.sending.accept_fast(use, body)
+        return web.Response(body=response, status=202, content_type="application/json")
     principal = await agency_auth(request)
     raw, body = await read_raw_json(request)
-    status, response = await services(request).sending.accept_with_idempotency(
-        principal, raw, body, request.headers.get("Idempotency-Key")
-    )
+    status, response = await svc.sending.accept_with_idempotency(principal, raw, body, key)
     return web.Response(body=response, status=status, content_type="application/json")
 
 
@@ -84,7 +91,7 @@ async def get_message(request: web.Request) -> web.Response:
     m = await store.messages.get(principal.agency.id, message_id(request))
     if m is None:
         raise Problem("not_found", "no such message")
-    return json_response(message_view(m, await store.messages.events(m.id)))
+    return json_response(message_view(m, await store.messages.history(m)))
 
 
 async def cancel_message(request: web.Request) -> web.Response:

@@ -94,6 +94,32 @@ class CredentialStore:
         )
         return bool(inserted)
 
+    async def remember_jtis(
+        self, key_ids: list[str], jtis: list[str], expires: list[datetime]
+    ) -> set[tuple[str, str]]:
+        """Record many token ids at once; returns those that were new (the rest are replays)."""
+        rows = await self._db.fetch(
+            "jwt_replay_insert_many",
+            """INSERT INTO jwt_replay (key_id, jti, expires_at)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+               ON CONFLICT DO NOTHING RETURNING key_id, jti""",
+            key_ids,
+            jtis,
+            expires,
+        )
+        return {(r["key_id"], r["jti"]) for r in rows}
+
+    async def live_keys(self, key_ids: list[str]) -> set[str]:
+        """Keys that are not revoked and whose agency is active, now."""
+        rows = await self._db.fetch(
+            "api_keys_live",
+            """SELECT k.key_id FROM api_keys k JOIN agencies a ON a.id = k.agency_id
+               WHERE k.key_id = ANY($1::text[]) AND k.revoked_at IS NULL
+                 AND a.status = 'active'""",
+            key_ids,
+        )
+        return {r["key_id"] for r in rows}
+
     async def purge_jtis(self, now: datetime) -> int:
         status = await self._db.execute(
             "jwt_replay_purge", "DELETE FROM jwt_replay WHERE expires_at < $1", now

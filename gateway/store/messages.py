@@ -17,7 +17,7 @@ _COLUMNS = """id, agency_id, batch_id, is_test, recipient, sender, body, encodin
     mandatory, status, operator, send_at, valid_until, client_ref, callback_url, attempts,
     error_code, created_at, updated_at, final_at"""
 
-_MESSAGE_FIELDS = (
+MESSAGE_COLUMNS = _MESSAGE_FIELDS = (
     "id",
     "agency_id",
     "batch_id",
@@ -43,7 +43,9 @@ class MessageStore:
         self._db = db
 
     async def insert_one(self, m: NewMessage, lane: int) -> datetime:
-        """Message, queue row and 'accepted' + first status event in one statement."""
+        """Message and queue row in one statement. The accept transitions (accepted, then
+        queued or scheduled) are not written as events: they are implied by created_at and
+        send_at, which saves two rows per message on the hottest path (see history())."""
         created: datetime = await self._db.fetchval(
             "message_insert",
             """WITH m AS (
@@ -54,10 +56,7 @@ class MessageStore:
                        $16, $17)
                    RETURNING id, created_at),
                q AS (INSERT INTO queue (message_id, lane, agency_id, vt)
-                     SELECT id, $18, $2, $19 FROM m),
-               e AS (INSERT INTO message_events (message_id, at, status)
-                     SELECT id, created_at, 'accepted' FROM m
-                     UNION ALL SELECT id, created_at, $13 FROM m)
+                     SELECT id, $18, $2, $19 FROM m)
                SELECT created_at FROM m""",
             *(getattr(m, f) for f in _MESSAGE_FIELDS),
             lane,
@@ -126,23 +125,73 @@ class MessageStore:
         )
         return int(n)
 
-    async def copy_many(self, rows: list[NewMessage], lane: int) -> None:
-        """Bulk insert through COPY (batches): messages, queue rows and events."""
+    async def insert_many(self, rows: list[NewMessage]) -> dict[uuid.UUID, datetime]:
+        """Many single messages in one statement (the send pipeline's group commit)."""
+        cols = [[getattr(m, f) for m in rows] for f in _MESSAGE_FIELDS]
+        found = await self._db.fetch(
+            "message_insert_many",
+            """WITH m AS (
+                   INSERT INTO messages (id, agency_id, batch_id, key_id, is_test, recipient,
+                       sender, body, encoding, parts, priority, mandatory, status, send_at,
+                       valid_until, client_ref, callback_url)
+                   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
+                       $5::bool[], $6::text[], $7::text[], $8::text[], $9::text[],
+                       $10::smallint[], $11::smallint[], $12::bool[], $13::text[],
+                       $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[])
+                   RETURNING id, agency_id, priority, status, created_at),
+               q AS (INSERT INTO queue (message_id, lane, agency_id, vt)
+                     SELECT m.id, m.priority, m.agency_id, t.vt
+                     FROM m JOIN unnest($1::uuid[], $18::timestamptz[]) AS t(id, vt)
+                       ON t.id = m.id)
+               SELECT id, created_at FROM m""",
+            *cols,
+            [m.vt for m in rows],
+        )
+        return {r["id"]: r["created_at"] for r in found}
+
+    async def opted_out_pairs(
+        self, agency_ids: list[uuid.UUID], msisdns: list[str]
+    ) -> set[tuple[uuid.UUID, str]]:
+        rows = await self._db.fetch(
+            "optout_check_many",
+            """SELECT agency_id, msisdn FROM opt_outs
+               WHERE (agency_id, msisdn) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))""",
+            agency_ids,
+            msisdns,
+        )
+        return {(r["agency_id"], r["msisdn"]) for r in rows}
+
+    async def duplicates_among(
+        self, agency_ids: list[uuid.UUID], msisdns: list[str], bodies: list[str], since: datetime
+    ) -> set[int]:
+        """Indexes of (agency, recipient, text) already sent since ``since``."""
+        rows = await self._db.fetch(
+            "message_duplicates_many",
+            """SELECT t.i FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[])
+                   AS t(a, r, b, i)
+               WHERE EXISTS (SELECT 1 FROM messages m
+                             WHERE m.agency_id = t.a AND m.recipient = t.r
+                               AND m.created_at >= $5 AND m.body = t.b
+                               AND m.status <> 'cancelled')""",
+            agency_ids,
+            msisdns,
+            bodies,
+            list(range(len(bodies))),
+            since,
+        )
+        return {int(r["i"]) for r in rows}
+
+    async def copy_rows(
+        self, messages: list[tuple[Any, ...]], queue: list[tuple[Any, ...]]
+    ) -> None:
+        """Bulk insert through COPY (batches). ``messages`` rows follow MESSAGE_COLUMNS;
+        ``queue`` rows are (message_id, lane, agency_id, vt)."""
         conn: Any = self._db.raw()
         await conn.copy_records_to_table(
-            "messages",
-            records=[tuple(getattr(m, f) for f in _MESSAGE_FIELDS) for m in rows],
-            columns=list(_MESSAGE_FIELDS),
+            "messages", records=messages, columns=list(MESSAGE_COLUMNS)
         )
         await conn.copy_records_to_table(
-            "queue",
-            records=[(m.id, lane, m.agency_id, m.vt) for m in rows],
-            columns=["message_id", "lane", "agency_id", "vt"],
-        )
-        await conn.copy_records_to_table(
-            "message_events",
-            records=[(m.id, "accepted") for m in rows] + [(m.id, m.status) for m in rows],
-            columns=["message_id", "status"],
+            "queue", records=queue, columns=["message_id", "lane", "agency_id", "vt"]
         )
 
     async def get(self, agency_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
@@ -153,6 +202,19 @@ class MessageStore:
             agency_id,
         )
         return Message(**dict(row)) if row else None
+
+    async def notify_crisis(self) -> None:
+        """Wake the dispatchers' crisis workers when this transaction commits (LISTEN/NOTIFY
+        delivers only on commit, so they never look for a message that is not there yet)."""
+        await self._db.execute("notify_crisis", "SELECT pg_notify('payam_crisis', '')")
+
+    async def history(self, m: Message) -> list[MessageEvent]:
+        """Every transition with its time: the implied accept transitions, then the events."""
+        first = [
+            MessageEvent(m.created_at, "accepted", {}),
+            MessageEvent(m.created_at, "scheduled" if m.send_at else "queued", {}),
+        ]
+        return first + await self.events(m.id)
 
     async def events(self, message_id: uuid.UUID) -> list[MessageEvent]:
         rows = await self._db.fetch(

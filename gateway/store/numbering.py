@@ -103,6 +103,20 @@ class NumberingStore:
         )
         return [_allocation(r) for r in rows]
 
+    async def held_senders(
+        self, agency_ids: list[uuid.UUID], values: list[str]
+    ) -> set[tuple[uuid.UUID, str]]:
+        """Which (agency, sender) pairs are currently allocated: checked again at commit."""
+        rows = await self._db.fetch(
+            "numbering_held_senders",
+            """SELECT agency_id, value FROM numbering
+               WHERE released_at IS NULL AND kind IN ('shortcode', 'sub_number', 'mask')
+                 AND (agency_id, value) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))""",
+            agency_ids,
+            values,
+        )
+        return {(r["agency_id"], r["value"]) for r in rows}
+
     async def history(self, match_key: str, kinds: list[str]) -> list[Allocation]:
         rows = await self._db.fetch(
             "numbering_history",

@@ -81,7 +81,9 @@ class QueueStore:
             "queue_mark_due",
             """WITH m AS (
                    UPDATE messages SET status = $2, updated_at = now()
-                   WHERE status = $3 AND send_at <= $1 RETURNING id)
+                   WHERE id IN (SELECT id FROM messages WHERE status = $3 AND send_at <= $1
+                                LIMIT 10000)
+                   RETURNING id)
                INSERT INTO message_events (message_id, status) SELECT id, $2 FROM m""",
             now,
             QUEUED,

@@ -50,6 +50,7 @@ CREATE INDEX messages_batch ON messages (batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX messages_agency_recipient ON messages (agency_id, recipient, created_at DESC);
 -- The sweeper that ends "pending forever": submitted messages whose receipt never came.
 CREATE INDEX messages_awaiting_receipt ON messages (valid_until) WHERE status = 'submitted';
+CREATE INDEX messages_scheduled ON messages (send_at) WHERE status = 'scheduled';
 
 -- The durable queue: one row per message that still has to be submitted. Claims lease rows
 -- (leased_until) so a crashed node's claims come back; rows are deleted once the submit result

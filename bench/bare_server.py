@@ -1,0 +1,29 @@
+"""Baseline for benchmark (a): the cheapest aiohttp JSON handler that reads a body, parses it
+and answers 202 — what an HTTP accept path costs before any work is done."""
+
+from __future__ import annotations
+
+import sys
+
+import orjson
+from aiohttp import web
+
+
+async def handler(request: web.Request) -> web.Response:
+    body = orjson.loads(await request.read())
+    return web.Response(
+        body=orjson.dumps({"id": "x", "status": "queued", "to": body.get("to")}),
+        status=202,
+        content_type="application/json",
+    )
+
+
+def main() -> None:
+    app = web.Application()
+    app.router.add_post("/v1/messages", handler)
+    app.router.add_get("/healthz", lambda r: web.json_response({"status": "ok"}))
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

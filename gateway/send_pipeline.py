@@ -1,0 +1,191 @@
+"""Group commit for single messages: the hot path of POST /v1/messages.
+
+Each request is checked on its own (token signature, fields, recipient, sender, parts); what
+needs the database is done for many requests at once, in ONE transaction: record the tokens'
+``jti`` (replays refused), re-check that keys are live and agencies active, that senders are
+still allocated, opt-outs, duplicates and quotas, then insert messages, queue rows and events.
+Every request gets its own answer — 202 only once that transaction has committed, or its own
+refusal code. Under load this turns ~8 round trips and a commit per message into a handful per
+batch; idle, a request is committed at once with no added wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import orjson
+
+from gateway.auth import Authenticator, TokenUse
+from gateway.errors import Problem
+from gateway.metrics import SMS_ACCEPTED
+from gateway.status import PRIORITY_NAMES
+from gateway.store import Store
+from gateway.store.models import NewMessage
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+@dataclass(eq=False)
+class Pending:
+    use: TokenUse
+    message: NewMessage
+    check_opt_out: bool
+    duplicate_since: datetime | None
+    day: date
+    quota: int
+    result: asyncio.Future[bytes] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class SendPipeline:
+    def __init__(self, store: Store, auth: Authenticator) -> None:
+        self._store = store
+        self._auth = auth
+        self._pending: list[Pending] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Pending) -> bytes:
+        self._pending.append(item)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return await item.result
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                refused = await self._commit(batch)
+            except Exception as exc:
+                log.exception("send batch of %d failed", len(batch))
+                for p in batch:
+                    if not p.result.done():
+                        p.result.set_exception(Problem("service_unavailable", type(exc).__name__))
+                continue
+            for p in batch:
+                problem = refused.get(id(p))
+                if problem is not None:
+                    if problem.code in _AUTH_CODES:
+                        await self._auth.refused(
+                            problem,
+                            key_id=p.use.principal.key.key_id,
+                            client_addr=p.use.client_addr,
+                        )
+                    p.result.set_exception(problem)
+
+    async def _commit(self, batch: list[Pending]) -> dict[int, Problem]:
+        refused: dict[int, Problem] = {}
+
+        def refuse(p: Pending, problem: Problem) -> None:
+            refused.setdefault(id(p), problem)
+
+        async with self._store.transaction() as tx:
+            # 1. One-time token ids (a jti seen twice in this batch is a replay too).
+            fresh = await tx.credentials.remember_jtis(
+                [p.use.principal.key.key_id for p in batch],
+                [p.use.jti for p in batch],
+                [p.use.expires for p in batch],
+            )
+            seen: set[tuple[str, str]] = set()
+            for p in batch:
+                k = (p.use.principal.key.key_id, p.use.jti)
+                if k not in fresh or k in seen:
+                    refuse(p, Problem("token_replayed", "every request needs a fresh jti"))
+                seen.add(k)
+            live = await tx.credentials.live_keys(list({p.use.principal.key.key_id for p in batch}))
+            for p in batch:
+                if p.use.principal.key.key_id not in live:
+                    refuse(p, Problem("key_revoked", "the key is revoked or its agency suspended"))
+            todo = [p for p in batch if id(p) not in refused]
+            # 2. The sender is still the agency's (Art 3), checked in the committing transaction.
+            held = await tx.numbering.held_senders(
+                [p.message.agency_id for p in todo], [p.message.sender for p in todo]
+            )
+            for p in todo:
+                if (p.message.agency_id, p.message.sender) not in held:
+                    refuse(p, Problem("sender_not_registered", "the sender was released"))
+            todo = [p for p in todo if id(p) not in refused]
+            # 3. Opt-outs and duplicates.
+            check = [p for p in todo if p.check_opt_out]
+            if check:
+                opted = await tx.messages.opted_out_pairs(
+                    [p.message.agency_id for p in check], [p.message.recipient for p in check]
+                )
+                for p in check:
+                    if (p.message.agency_id, p.message.recipient) in opted:
+                        refuse(
+                            p,
+                            Problem(
+                                "recipient_opted_out",
+                                "the recipient opted out of this agency's messages",
+                            ),
+                        )
+            dup_check = [p for p in todo if p.duplicate_since is not None and id(p) not in refused]
+            if dup_check:
+                since = min(p.duplicate_since for p in dup_check if p.duplicate_since)
+                dups = await tx.messages.duplicates_among(
+                    [p.message.agency_id for p in dup_check],
+                    [p.message.recipient for p in dup_check],
+                    [p.message.body for p in dup_check],
+                    since,
+                )
+                first: dict[tuple[uuid.UUID, str, str], Pending] = {}
+                for i, p in enumerate(dup_check):
+                    dk = (p.message.agency_id, p.message.recipient, p.message.body)
+                    if i in dups or dk in first:
+                        refuse(p, Problem("duplicate_message", "same text to the same recipient"))
+                    first.setdefault(dk, p)
+            todo = [p for p in todo if id(p) not in refused]
+            # 4. Quotas, per agency and day, counted in fragments.
+            groups: dict[tuple[uuid.UUID, date], list[Pending]] = defaultdict(list)
+            for p in todo:
+                groups[(p.message.agency_id, p.day)].append(p)
+            for (agency_id, day), items in groups.items():
+                total = sum(p.message.parts for p in items)
+                quota = items[0].quota
+                if await tx.messages.reserve_fragments(agency_id, day, total, quota):
+                    continue
+                for p in items:  # over quota as a group: admit one by one, in arrival order
+                    if not await tx.messages.reserve_fragments(
+                        agency_id, day, p.message.parts, quota
+                    ):
+                        refuse(
+                            p, Problem("daily_quota_exceeded", f"daily quota of {quota} fragments")
+                        )
+            todo = [p for p in todo if id(p) not in refused]
+            created = await tx.messages.insert_many([p.message for p in todo]) if todo else {}
+            if any(p.message.priority == 0 for p in todo):
+                await tx.messages.notify_crisis()
+        for p in todo:
+            m = p.message
+            SMS_ACCEPTED.labels(str(m.agency_id), PRIORITY_NAMES[m.priority]).inc()
+            p.result.set_result(orjson.dumps(accepted_view(m, created[m.id])))
+        return refused
+
+
+_AUTH_CODES = frozenset({"token_replayed", "key_revoked"})
+
+
+def accepted_view(m: NewMessage, created: datetime) -> dict[str, object]:
+    return {
+        "id": str(m.id),
+        "status": m.status,
+        "recipient": m.recipient,
+        "sender": m.sender,
+        "parts": m.parts,
+        "encoding": m.encoding,
+        "priority": PRIORITY_NAMES[m.priority],
+        "mandatory": m.mandatory,
+        "test": m.is_test,
+        "send_at": m.send_at.isoformat() if m.send_at else None,
+        "valid_until": m.valid_until.isoformat(),
+        "client_ref": m.client_ref,
+        "created_at": created.isoformat(),
+    }
