@@ -14,8 +14,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import jwt
+import orjson
+from jwt.algorithms import HMACAlgorithm
 
 from gateway.credentials import ADMIN_TOKEN_PREFIX, CredentialService, fingerprint
 from gateway.errors import Problem
@@ -31,6 +34,8 @@ _TOUCH_INTERVAL = 60.0
 _MAX_TOKEN_CHARS = 4096
 _MAX_CLAIM_CHARS = 128
 _KEY_CACHE_SECONDS = 1.0
+_JWS = jwt.PyJWS(algorithms=["HS256"])
+_HS256 = HMACAlgorithm(HMACAlgorithm.SHA256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,7 @@ class Authenticator:
         self._skew = iat_skew_seconds
         self._clock = clock
         self._touched: dict[str, float] = {}
-        self._keys: dict[str, tuple[float, tuple[ApiKey, Agency | None, str]]] = {}
+        self._keys: dict[str, tuple[float, tuple[ApiKey, Agency | None, bytes]]] = {}
 
     async def agency(self, header: str | None, client_addr: str) -> AgencyPrincipal:
         use = await self.agency_deferred(header, client_addr, cached=False)
@@ -120,8 +125,9 @@ class Authenticator:
             token = bearer(header)
             if token.startswith(ADMIN_TOKEN_PREFIX):
                 raise Problem("admin_token_on_agency_route", "use an agency API key")
-            key_id = self._unverified_issuer(token)
-            use = await self._verify_agency(token, key_id, client_addr, cached)
+            parsed = self._parse(token)
+            key_id = parsed["claims"]["iss"]
+            use = await self._verify_agency(token, parsed, key_id, client_addr, cached)
         except Problem as exc:
             await self.refused(exc, key_id=key_id, client_addr=client_addr)
             raise
@@ -149,20 +155,26 @@ class Authenticator:
         await self._touch(f"a:{admin.id}", None, admin)
         return principal
 
-    def _unverified_issuer(self, token: str) -> str:
+    def _parse(self, token: str) -> dict[str, Any]:
+        """Decode once, without verifying; the signature is checked in _verify_agency."""
         try:
-            header = jwt.get_unverified_header(token)
-            claims = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+            parsed: dict[str, Any] = _JWS.decode_complete(
+                token, options={"verify_signature": False}
+            )
+            claims = orjson.loads(parsed["payload"])
+        except (jwt.PyJWTError, orjson.JSONDecodeError):
             raise Problem("malformed_token", "not a JWT") from None
-        if header.get("alg") != "HS256":
+        if parsed["header"].get("alg") != "HS256":
             raise Problem("unsupported_algorithm", "sign with HS256")
+        if not isinstance(claims, dict):
+            raise Problem("malformed_token", "the payload is not a JSON object")
         iss = claims.get("iss")
         if not isinstance(iss, str) or not iss or len(iss) > _MAX_CLAIM_CHARS:
             raise Problem("missing_claim", "iss must be your key id")
-        return iss
+        parsed["claims"] = claims
+        return parsed
 
-    async def _key(self, key_id: str, cached: bool) -> tuple[ApiKey, Agency | None, str] | None:
+    async def _key(self, key_id: str, cached: bool) -> tuple[ApiKey, Agency | None, bytes] | None:
         now = self._clock()
         if cached:
             hit = self._keys.get(key_id)
@@ -172,33 +184,29 @@ class Authenticator:
         if key is None:
             return None
         agency = await self._store.agencies.get(key.agency_id)
-        entry = (key, agency, self._credentials.key_secret(key))
+        entry = (key, agency, _HS256.prepare_key(self._credentials.key_secret(key)))
         if len(self._keys) > 10_000:
             self._keys.clear()
         self._keys[key_id] = (now + _KEY_CACHE_SECONDS, entry)
         return entry
 
     async def _verify_agency(
-        self, token: str, key_id: str, client_addr: str, cached: bool
+        self, token: str, parsed: dict[str, Any], key_id: str, client_addr: str, cached: bool
     ) -> TokenUse:
         found = await self._key(key_id, cached)
         if found is None:
             raise Problem("unknown_key", "no such key id")
         key, agency, secret = found
-        try:
-            claims = jwt.decode(
-                token,
-                secret,
-                algorithms=["HS256"],
-                # iat is checked below against our own window, in both directions.
-                options={"verify_iat": False, "verify_exp": True, "verify_aud": False},
-            )
-        except jwt.InvalidSignatureError:
-            raise Problem("bad_signature", "signature does not match the key secret") from None
-        except jwt.ExpiredSignatureError:
-            raise Problem("token_expired", "exp has passed") from None
-        except jwt.PyJWTError:
-            raise Problem("malformed_token", "not a valid JWT") from None
+        # RFC 7515 §5.2: the MAC covers "<header>.<payload>" as sent.
+        signing_input = token.rsplit(".", 1)[0].encode()
+        if not _HS256.verify(signing_input, secret, parsed["signature"]):
+            raise Problem("bad_signature", "signature does not match the key secret")
+        claims = parsed["claims"]
+        exp = claims.get("exp")
+        if exp is not None and (
+            isinstance(exp, bool) or not isinstance(exp, int | float) or exp <= self._clock()
+        ):
+            raise Problem("token_expired", "exp has passed")
         iat, jti = claims.get("iat"), claims.get("jti")
         if isinstance(iat, bool) or not isinstance(iat, int | float):
             raise Problem("missing_claim", "iat must be a number (seconds since epoch)")

@@ -197,8 +197,8 @@ class BatchService:
                 )
                 if rows:
                     await tx.messages.copy_rows(rows, queue)
-                    if priority == 0:
-                        await tx.messages.notify_crisis()
+                    if p.send_at is None:
+                        await tx.messages.notify_queued(priority == 0)
         except BaseException:
             if rows:
                 await self._store.messages.release_fragments(agency.id, day, fragments)

@@ -46,11 +46,14 @@ log = logging.getLogger(__name__)
 
 LANES = (0, 1, 2, 3)
 CRISIS_CHANNEL = "payam_crisis"
+QUEUE_CHANNEL = "payam_queue"
 _SHARES = {1: 0.50, 2: 0.35, 3: 0.15}
 # Link-level errors: the message did nothing wrong, so they do not use up its attempts; it
 # waits (until valid_until) for the operator to come back.
 _LINK_ERRORS = frozenset({"NO_BIND", "BIND_DOWN"})
-_IDLE_SLEEP = 0.02
+# When the queue is empty, workers wait for a NOTIFY from an accepting transaction, or at most
+# this long (scheduled messages become due without a notification).
+_IDLE_WAIT = 0.5
 # Alphanumeric senders go as TON 5 (SMPP 3.4 §5.2.5); numeric shortcodes as TON 0 / NPI 0,
 # which is how Iranian SMSCs expect 4040… short numbers.
 TON_ALPHANUMERIC = 5
@@ -86,6 +89,7 @@ class Dispatcher:
         self._rng = random.Random()
         self._gates = {o.name: PriorityGate(o.binds * o.window) for o in config.operators}
         self._crisis = asyncio.Event()
+        self._work = asyncio.Event()
 
     async def run(self) -> None:
         workers = [
@@ -105,6 +109,7 @@ class Dispatcher:
     async def _crisis_worker(self) -> None:
         async with self._store.pool.acquire() as conn:
             await conn.add_listener(CRISIS_CHANNEL, self._on_notify)
+            await conn.add_listener(QUEUE_CHANNEL, self._on_queue_notify)
             try:
                 while not self._stopping.is_set():
                     with contextlib.suppress(TimeoutError):
@@ -118,9 +123,14 @@ class Dispatcher:
                         await asyncio.sleep(0.5)
             finally:
                 await conn.remove_listener(CRISIS_CHANNEL, self._on_notify)
+                await conn.remove_listener(QUEUE_CHANNEL, self._on_queue_notify)
 
     def _on_notify(self, *_: object) -> None:
         self._crisis.set()
+        self._work.set()
+
+    def _on_queue_notify(self, *_: object) -> None:
+        self._work.set()
 
     async def _scheduler(self) -> None:
         """Scheduled messages whose time came are shown as queued."""
@@ -143,7 +153,9 @@ class Dispatcher:
                 done = 0
                 await asyncio.sleep(1.0)
             if done == 0:
-                await asyncio.sleep(_IDLE_SLEEP)
+                self._work.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._work.wait(), timeout=_IDLE_WAIT)
 
     async def claim(self, lanes: tuple[int, ...] = LANES) -> list[Claimed]:
         limit, lease = self._cfg.claim_batch, self._cfg.lease_seconds

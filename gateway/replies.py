@@ -166,3 +166,4 @@ class ReplyService:
             ),
             lane=PRIORITIES["high"],
         )
+        await tx.messages.notify_queued(False)

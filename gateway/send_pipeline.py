@@ -161,8 +161,9 @@ class SendPipeline:
                         )
             todo = [p for p in todo if id(p) not in refused]
             created = await tx.messages.insert_many([p.message for p in todo]) if todo else {}
-            if any(p.message.priority == 0 for p in todo):
-                await tx.messages.notify_crisis()
+            due = [p for p in todo if p.message.send_at is None]
+            if due:
+                await tx.messages.notify_queued(any(p.message.priority == 0 for p in due))
         for p in todo:
             m = p.message
             SMS_ACCEPTED.labels(str(m.agency_id), PRIORITY_NAMES[m.priority]).inc()

@@ -325,8 +325,8 @@ class SendingService:
             ):
                 raise _Raced()
             created = await tx.messages.insert_one(m, lane=m.priority)
-            if m.priority == 0:
-                await tx.messages.notify_crisis()
+            if m.send_at is None:
+                await tx.messages.notify_queued(m.priority == 0)
             response = orjson.dumps(accepted_view(m, created))
             if key is not None:
                 await tx.messages.idempotent_store(m.agency_id, key, 202, response)

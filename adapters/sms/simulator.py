@@ -139,6 +139,7 @@ class SimulatorSettings:
     redeliver_attempts: int = 3  # further tries of a deliver_sm answered with an error
     redeliver_delay_seconds: float = 0.1
     deliver_timeout_seconds: float = 5.0
+    hold_seconds: float = 30.0  # keep a deliver_sm this long while no receiver is bound
     max_received: int = 100_000  # a long load run keeps only the newest received messages
     seed: int | None = None
 
@@ -486,6 +487,13 @@ class SmscSimulator:
             if attempt:
                 await asyncio.sleep(s.redeliver_delay_seconds)
             conn = self._receiver(prefer)
+            # Store and forward, like a real SMSC: with no receiver bound (the ESME is
+            # reconnecting), hold the message until one binds, for a while.
+            held = 0.0
+            while conn is None and held < s.hold_seconds:
+                await asyncio.sleep(0.05)
+                held += 0.05
+                conn = self._receiver(prefer)
             if conn is None:
                 continue
             seq = conn.next_sequence()

@@ -76,11 +76,21 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Executor]:
         yield Executor(conn)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's per-release reset query (RESET ALL, UNLISTEN *, …): it costs a round trip
+    on every release, and we keep no session state — advisory locks are transaction-scoped or
+    released explicitly, and the one LISTEN removes its listener before releasing."""
+
+
 async def create_pool(
     dsn: str, min_size: int, max_size: int, command_timeout: float
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, command_timeout=command_timeout
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=command_timeout,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool

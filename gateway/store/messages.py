@@ -203,10 +203,17 @@ class MessageStore:
         )
         return Message(**dict(row)) if row else None
 
-    async def notify_crisis(self) -> None:
-        """Wake the dispatchers' crisis workers when this transaction commits (LISTEN/NOTIFY
-        delivers only on commit, so they never look for a message that is not there yet)."""
-        await self._db.execute("notify_crisis", "SELECT pg_notify('payam_crisis', '')")
+    async def notify_queued(self, crisis: bool) -> None:
+        """Wake the dispatchers (and, for crisis, their crisis worker) when this transaction
+        commits: NOTIFY is delivered only on commit, so nobody looks for a message that is not
+        there yet, and identical notifications in one transaction are sent once."""
+        await self._db.execute(
+            "notify_queued",
+            "SELECT pg_notify('payam_queue', ''), pg_notify('payam_crisis', '') WHERE $1"
+            if crisis
+            else "SELECT pg_notify('payam_queue', '') WHERE $1",
+            True,
+        )
 
     async def history(self, m: Message) -> list[MessageEvent]:
         """Every transition with its time: the implied accept transitions, then the events."""
