@@ -25,21 +25,31 @@ from tests.test_messages_api import Agency
 
 def sms_config(base: Config, sim_port: int, **operator: Any) -> Config:
     op = {
-        "name": "mci", "prefixes": ["9"], "host": "127.0.0.1", "port": sim_port,
-        "system_id": "payam", "password": "secret", "window": 10,
-        "response_timeout_seconds": 2.0, "enquire_link_seconds": 5.0, **operator,
+        "name": "mci",
+        "prefixes": ["9"],
+        "host": "127.0.0.1",
+        "port": sim_port,
+        "system_id": "payam",
+        "password": "secret",
+        "window": 10,
+        "response_timeout_seconds": 2.0,
+        "enquire_link_seconds": 5.0,
+        **operator,
     }
-    return load_config(None, env={
-        "PAYAM_DATABASE_URL": base.database.url,
-        "PAYAM_SECURITY_MASTER_KEY_FILE": base.security.master_key_file,
-        "PAYAM_OPERATORS": json.dumps([op]),
-        "PAYAM_SMS_RETRY_BASE_SECONDS": "0.05",
-        "PAYAM_SMS_QUIET_HOURS_START": "00:00",
-        "PAYAM_SMS_QUIET_HOURS_END": "00:00",
-        "PAYAM_SMS_DUPLICATE_WINDOW_SECONDS": "0",
-        "PAYAM_SMS_DISPATCH_WORKERS": "2",
-        "PAYAM_SMS_CLAIM_BATCH": "64",
-    })
+    return load_config(
+        None,
+        env={
+            "PAYAM_DATABASE_URL": base.database.url,
+            "PAYAM_SECURITY_MASTER_KEY_FILE": base.security.master_key_file,
+            "PAYAM_OPERATORS": json.dumps([op]),
+            "PAYAM_SMS_RETRY_BASE_SECONDS": "0.05",
+            "PAYAM_SMS_QUIET_HOURS_START": "00:00",
+            "PAYAM_SMS_QUIET_HOURS_END": "00:00",
+            "PAYAM_SMS_DUPLICATE_WINDOW_SECONDS": "0",
+            "PAYAM_SMS_DISPATCH_WORKERS": "2",
+            "PAYAM_SMS_CLAIM_BATCH": "64",
+        },
+    )
 
 
 async def start_sim(**settings: Any) -> SmscSimulator:
@@ -58,8 +68,9 @@ async def gateway(
     return services, client
 
 
-async def agency(services: Services, client: Any, shortcode: str = "404012",
-                 **fields: Any) -> Agency:
+async def agency(
+    services: Services, client: Any, shortcode: str = "404012", **fields: Any
+) -> Agency:
     agency_id = await make_agency(services, **fields)
     a = await services.agencies.get(agency_id)
     await services.numbering.allocate(a, Request("shortcode", shortcode), actor="t")
@@ -79,7 +90,8 @@ async def wait_for(
 
 async def statuses(services: Services) -> dict[str, int]:
     rows = await services.store.pool.fetch(
-        "SELECT status, count(*) AS n FROM messages GROUP BY status")
+        "SELECT status, count(*) AS n FROM messages GROUP BY status"
+    )
     return {r["status"]: int(r["n"]) for r in rows}
 
 

@@ -28,8 +28,9 @@ async def test_persian_message_three_parts_delivered(
 
     sim = await start_sim()
     try:
-        services, client = await gateway(sms_config(config, sim.port), Store(pool), sealer,
-                                         aiohttp_client)
+        services, client = await gateway(
+            sms_config(config, sim.port), Store(pool), sealer, aiohttp_client
+        )
         a = await agency(services, client)
         text = ("سلام، " * 34)[:200]
         assert len(text) == 200
@@ -60,8 +61,9 @@ async def test_exactly_three_ucs2_parts_with_udh(
 
     sim = await start_sim()
     try:
-        services, client = await gateway(sms_config(config, sim.port), Store(pool), sealer,
-                                         aiohttp_client)
+        services, client = await gateway(
+            sms_config(config, sim.port), Store(pool), sealer, aiohttp_client
+        )
         a = await agency(services, client, mandatory_allowed=True)
         text = "ا" * 200
         status, body = await a.send({"to": MSISDN, "text": text, "mandatory": True})
@@ -69,7 +71,8 @@ async def test_exactly_three_ucs2_parts_with_udh(
         await wait_for(lambda: all_final(services, 1))
         assert (sim.received[-1].text, sim.received[-1].parts) == (text, 3)
         parts = await services.store.pool.fetchval(
-            "SELECT count(*) FROM message_parts WHERE state = 'delivered'")
+            "SELECT count(*) FROM message_parts WHERE state = 'delivered'"
+        )
         assert parts == 3
     finally:
         await sim.stop()
@@ -82,8 +85,9 @@ async def test_gsm_escape_and_emoji_at_boundaries(
 
     sim = await start_sim()
     try:
-        services, client = await gateway(sms_config(config, sim.port), Store(pool), sealer,
-                                         aiohttp_client)
+        services, client = await gateway(
+            sms_config(config, sim.port), Store(pool), sealer, aiohttp_client
+        )
         a = await agency(services, client, mandatory_allowed=True)
         gsm = "a" * 152 + "€" + "b" * 20  # the escape pair would straddle septet 153
         emoji = "ب" * 66 + "😀" + "پ" * 10  # the surrogate pair would straddle unit 67
@@ -101,17 +105,24 @@ async def test_receipt_ids_hex_decimal_case_and_zeros(
     from gateway.store import Store
 
     for sim_opts, op_opts in [
-        ({"id_format": "hex", "dlr_id_format": "dec", "dlr_id_zero_pad": 12},
-         {"resp_id_format": "hex", "dlr_id_format": "dec"}),
-        ({"id_format": "dec", "dlr_id_format": "hex", "dlr_id_uppercase": True},
-         {"resp_id_format": "dec", "dlr_id_format": "hex"}),
+        (
+            {"id_format": "hex", "dlr_id_format": "dec", "dlr_id_zero_pad": 12},
+            {"resp_id_format": "hex", "dlr_id_format": "dec"},
+        ),
+        (
+            {"id_format": "dec", "dlr_id_format": "hex", "dlr_id_uppercase": True},
+            {"resp_id_format": "dec", "dlr_id_format": "hex"},
+        ),
     ]:
-        await pool.execute("TRUNCATE messages, queue, message_parts, receipts_inbox, "
-                           "agencies, numbering, api_keys CASCADE")
+        await pool.execute(
+            "TRUNCATE messages, queue, message_parts, receipts_inbox, "
+            "agencies, numbering, api_keys CASCADE"
+        )
         sim = await start_sim(**sim_opts)
         try:
-            services, client = await gateway(sms_config(config, sim.port, **op_opts),
-                                             Store(pool), sealer, aiohttp_client)
+            services, client = await gateway(
+                sms_config(config, sim.port, **op_opts), Store(pool), sealer, aiohttp_client
+            )
             a = await agency(services, client)
             for i in range(5):
                 assert (await a.send({"to": f"+98912123456{i}", "text": f"n{i}"}))[0] == 202
@@ -128,17 +139,19 @@ async def test_duplicate_and_early_receipts(
 
     sim = await start_sim(dlr_duplicate_pct=100.0, dlr_early=True)
     try:
-        services, client = await gateway(sms_config(config, sim.port), Store(pool), sealer,
-                                         aiohttp_client)
+        services, client = await gateway(
+            sms_config(config, sim.port), Store(pool), sealer, aiohttp_client
+        )
         a = await agency(services, client)
         ids = []
         for i in range(10):
-            status, body = await a.send({"to": f"+98912000000{i}", "text": "x"})
+            _status, body = await a.send({"to": f"+98912000000{i}", "text": "x"})
             ids.append(body["id"])
         await wait_for(lambda: all_final(services, 10))
         assert sim.receipts >= 20  # every receipt twice, each before its submit_sm_resp
         delivered_events = await pool.fetchval(
-            "SELECT count(*) FROM message_events WHERE status = 'delivered'")
+            "SELECT count(*) FROM message_events WHERE status = 'delivered'"
+        )
         assert delivered_events == 10
         await wait_for(lambda: _inbox_empty(pool))
     finally:
@@ -156,8 +169,9 @@ async def test_throttling_retried_none_lost_none_doubled(
 
     sim = await start_sim(throttle_pct=30.0, nack_pct=5.0)
     try:
-        services, client = await gateway(sms_config(config, sim.port), Store(pool), sealer,
-                                         aiohttp_client)
+        services, client = await gateway(
+            sms_config(config, sim.port), Store(pool), sealer, aiohttp_client
+        )
         a = await agency(services, client)
         n = 40
         for i in range(n):
@@ -179,8 +193,9 @@ async def test_bind_dropped_mid_window_in_flight_retried(
 
     sim = await start_sim(drop_after=7, response_delay_seconds=0.01)
     try:
-        services, client = await gateway(sms_config(config, sim.port), Store(pool), sealer,
-                                         aiohttp_client)
+        services, client = await gateway(
+            sms_config(config, sim.port), Store(pool), sealer, aiohttp_client
+        )
         a = await agency(services, client)
         n = 30
         for i in range(n):
@@ -206,8 +221,7 @@ async def test_operator_down_messages_wait_then_expire(
     sim = await start_sim()
     port = sim.port
     await sim.stop()  # nothing listens: every bind attempt fails
-    services, client = await gateway(sms_config(config, port), Store(pool), sealer,
-                                     aiohttp_client)
+    services, client = await gateway(sms_config(config, port), Store(pool), sealer, aiohttp_client)
     a = await agency(services, client)
     soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
     _, body = await a.send({"to": MSISDN, "text": "short-lived", "valid_until": soon})
@@ -225,17 +239,26 @@ async def test_crisis_overtakes_bulk_backlog(
 
     sim = await start_sim()
     try:
-        services, client = await gateway(sms_config(config, sim.port, tps=100.0), Store(pool),
-                                         sealer, aiohttp_client)
+        services, client = await gateway(
+            sms_config(config, sim.port, tps=100.0), Store(pool), sealer, aiohttp_client
+        )
         a = await agency(services, client, tps=100_000, mandatory_allowed=True)
         recipients = [{"to": f"+98912{i:07d}"} for i in range(400)]
-        resp = await client.post("/v1/batches", json={
-            "template": "bulk", "priority": "bulk", "recipients": recipients},
-            headers=a.headers())
+        resp = await client.post(
+            "/v1/batches",
+            json={"template": "bulk", "priority": "bulk", "recipients": recipients},
+            headers=a.headers(),
+        )
         assert resp.status == 202
         await asyncio.sleep(0.5)  # the bulk backlog is draining at 100/s
-        status, body = await a.send({"to": "+989351234567", "text": "flood warning",
-                                     "priority": "crisis", "mandatory": True})
+        status, body = await a.send(
+            {
+                "to": "+989351234567",
+                "text": "flood warning",
+                "priority": "crisis",
+                "mandatory": True,
+            }
+        )
         assert status == 202
         await wait_for(lambda: _status_of(pool, body["id"], "delivered"), timeout=10)
         waiting = await pool.fetchval("SELECT count(*) FROM queue")
@@ -269,8 +292,9 @@ async def test_callbacks_signed_and_retried(
     receiver = await aiohttp_server(receiver_app)
     sim = await start_sim()
     try:
-        services, client = await gateway(sms_config(config, sim.port), Store(pool), sealer,
-                                         aiohttp_client)
+        services, client = await gateway(
+            sms_config(config, sim.port), Store(pool), sealer, aiohttp_client
+        )
         url = f"http://127.0.0.1:{receiver.port}/hook"
         a = await agency(services, client, callback_url=url)
         _, body = await a.send({"to": MSISDN, "text": "with callback", "client_ref": "r-1"})
@@ -285,7 +309,10 @@ async def test_callbacks_signed_and_retried(
         assert not verify("whsec_wrong", raw, signature)
         payload = json.loads(raw)
         assert (payload["id"], payload["status"], payload["client_ref"]) == (
-            body["id"], "delivered", "r-1")
+            body["id"],
+            "delivered",
+            "r-1",
+        )
         assert calls["n"] == 2
         row = await pool.fetchrow("SELECT attempts, outcome FROM callbacks")
         assert (row["attempts"], row["outcome"]) == (2, "delivered")
@@ -300,8 +327,9 @@ async def test_replies_opt_out_end_to_end(
 
     sim = await start_sim()
     try:
-        services, client = await gateway(sms_config(config, sim.port), Store(pool), sealer,
-                                         aiohttp_client)
+        services, client = await gateway(
+            sms_config(config, sim.port), Store(pool), sealer, aiohttp_client
+        )
         a = await agency(services, client)
         b = await agency(services, client, "404013")
         _, first = await a.send({"to": MSISDN, "text": "your appointment is tomorrow"})
