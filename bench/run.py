@@ -268,7 +268,10 @@ async def bench_b(env: Env, total: int) -> dict[str, float]:
         out["queued"] = float(accepted)
     conn = await asyncpg.connect(env.db_url)
     try:
-        await conn.execute("CREATE TEMP TABLE copy_baseline (LIKE messages INCLUDING DEFAULTS)")
+        # The same rows into the same tables (same columns, defaults and indexes): what the
+        # batch writes, loaded the fastest way PostgreSQL offers.
+        await conn.execute("CREATE TEMP TABLE copy_messages (LIKE messages INCLUDING ALL)")
+        await conn.execute("CREATE TEMP TABLE copy_queue (LIKE queue INCLUDING ALL)")
         agency_id = await conn.fetchval("SELECT id FROM agencies LIMIT 1")
         now = datetime.now(UTC)
         rows = [
@@ -310,8 +313,13 @@ async def bench_b(env: Env, total: int) -> dict[str, float]:
             "client_ref",
             "callback_url",
         ]
+        queue = [(r[0], 2, agency_id, now) for r in rows]
         started = time.monotonic()
-        await conn.copy_records_to_table("copy_baseline", records=rows, columns=cols)
+        async with conn.transaction():
+            await conn.copy_records_to_table("copy_messages", records=rows, columns=cols)
+            await conn.copy_records_to_table(
+                "copy_queue", records=queue, columns=["message_id", "lane", "agency_id", "vt"]
+            )
         out["copy_rows_per_s"] = total / (time.monotonic() - started)
     finally:
         await conn.close()
@@ -533,7 +541,7 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> st
         lines.append(
             f"| (b) batch accept, {b['queued']:.0f} recipients | "
             f"{b['gateway_recipients_per_s']:.0f} recipients/s | "
-            f"{b['copy_rows_per_s']:.0f} rows/s raw COPY | {b['ratio']:.2f} | ≥ 0.4 |"
+            f"{b['copy_rows_per_s']:.0f} recipients/s raw COPY of the same message and queue rows | {b['ratio']:.2f} | ≥ 0.4 |"
         )
     if c:
         lines.append(

@@ -9,6 +9,7 @@ an audit record holding the key id, client address and reason, never the token o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 _TOUCH_INTERVAL = 60.0
 _MAX_TOKEN_CHARS = 4096
 _MAX_CLAIM_CHARS = 128
-_KEY_CACHE_SECONDS = 1.0
+# The send pipeline re-checks keys and agencies in its committing transaction, so this cache
+# only saves lookups; it cannot let a revoked key or suspended agency send.
+_KEY_CACHE_SECONDS = 5.0
 _JWS = jwt.PyJWS(algorithms=["HS256"])
 _HS256 = HMACAlgorithm(HMACAlgorithm.SHA256)
 
@@ -99,6 +102,7 @@ class Authenticator:
         self._clock = clock
         self._touched: dict[str, float] = {}
         self._keys: dict[str, tuple[float, tuple[ApiKey, Agency | None, bytes]]] = {}
+        self._loading: dict[str, asyncio.Future[tuple[ApiKey, Agency | None, bytes] | None]] = {}
 
     async def agency(self, header: str | None, client_addr: str) -> AgencyPrincipal:
         use = await self.agency_deferred(header, client_addr, cached=False)
@@ -180,6 +184,27 @@ class Authenticator:
             hit = self._keys.get(key_id)
             if hit is not None and hit[0] > now:
                 return hit[1]
+            loading = self._loading.get(key_id)
+            if loading is not None:  # one lookup per key, however many requests wait for it
+                return await asyncio.shield(loading)
+            fut = asyncio.get_running_loop().create_future()
+            self._loading[key_id] = fut
+            try:
+                entry = await self._load_key(key_id, now)
+            except BaseException as exc:
+                fut.set_exception(exc)
+                fut.exception()  # retrieved: waiters re-raise it, no "never retrieved" warning
+                raise
+            else:
+                fut.set_result(entry)
+                return entry
+            finally:
+                self._loading.pop(key_id, None)
+        return await self._load_key(key_id, now)
+
+    async def _load_key(
+        self, key_id: str, now: float
+    ) -> tuple[ApiKey, Agency | None, bytes] | None:
         key = await self._store.credentials.get_key(key_id)
         if key is None:
             return None

@@ -78,6 +78,7 @@ class Dispatcher:
         router: Router,
         links: Mapping[str, OperatorLink],
         on_final: Finalized | None = None,
+        on_submitted: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._cfg = config.sms
@@ -85,6 +86,7 @@ class Dispatcher:
         self._router = router
         self._links = links
         self._on_final = on_final
+        self._on_submitted = on_submitted
         self._stopping = asyncio.Event()
         self._rng = random.Random()
         self._gates = {o.name: PriorityGate(o.binds * o.window) for o in config.operators}
@@ -212,6 +214,8 @@ class Dispatcher:
             done = await tx.queue.record(submitted, retries, finals)
             if done:
                 await tx.callbacks.enqueue_status(done, self._give_up())
+        if submitted and self._on_submitted is not None:
+            self._on_submitted()
         priority = {m.id: lane_name(m.priority) for m in claimed}
         for s in submitted:
             if s.complete:

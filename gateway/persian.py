@@ -17,7 +17,10 @@ _TO_PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 def normalize_letters(text: str) -> str:
     """Arabic ي/ى/ك to Persian ی/ک, so that names and keywords compare equal."""
-    return text.translate(_LETTERS)
+    # Most text has none of them; a substring test is far cheaper than translate().
+    if "ي" in text or "ك" in text or "ى" in text or "ە" in text:
+        return text.translate(_LETTERS)
+    return text
 
 
 def ascii_digits(text: str) -> str:

@@ -28,7 +28,9 @@ _STRIP = str.maketrans("", "", " -()\u200c\u200e\u200f\u00a0")
 
 def normalize_msisdn(raw: str) -> str | None:
     """``+989121234567`` for any accepted spelling of an Iranian mobile number, else None."""
-    m = _SHAPE.match(normalize_digits(raw).translate(_STRIP))
+    if not (raw.isascii() and (raw.isdigit() or (raw[:1] == "+" and raw[1:].isdigit()))):
+        raw = normalize_digits(raw).translate(_STRIP)
+    m = _SHAPE.match(raw)
     if m is None or _MOBILE.fullmatch(m.group(1)) is None:
         return None
     return "+98" + m.group(1)

@@ -54,7 +54,9 @@ class SmsRuntime:
         self.tracker = Tracker(svc.store, svc.config, on_inbound=self.replies.on_inbound)
         for op in svc.config.operators:
             self.clients[op.name] = OperatorClient(operator_settings(op), self.tracker.on_deliver)
-        self.dispatcher = Dispatcher(svc.store, svc.config, svc.router, self.clients)
+        self.dispatcher = Dispatcher(
+            svc.store, svc.config, svc.router, self.clients, on_submitted=self.tracker.wake
+        )
         self.callbacks = CallbackWorker(svc.store, svc.agencies, svc.config.sms)
 
     async def start(self) -> None:

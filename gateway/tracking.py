@@ -106,8 +106,14 @@ class Tracker:
                 await asyncio.sleep(1.0)
             if n == 0:
                 self._wake.clear()
+                # Receipts wake us at once; the timeout catches early receipts whose parts were
+                # stored by another node.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=0.05)
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    def wake(self) -> None:
+        """Parts were just stored: waiting early receipts may match now."""
+        self._wake.set()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -181,6 +181,69 @@ class MessageStore:
         )
         return {int(r["i"]) for r in rows}
 
+    async def insert_batch_rows(
+        self,
+        rows: list[tuple[str, str, str, int]],
+        *,
+        batch_id: uuid.UUID,
+        agency_id: uuid.UUID,
+        key_id: str,
+        is_test: bool,
+        sender: str,
+        priority: int,
+        mandatory: bool,
+        status: str,
+        send_at: datetime | None,
+        valid_until: datetime,
+        client_ref: str,
+        callback_url: str,
+        start: datetime,
+        step_seconds: float,
+    ) -> None:
+        """A batch's messages and queue rows. Only what differs per recipient (recipient, text,
+        encoding, parts) crosses the wire, by COPY into a session-local staging table; the
+        server adds the shared fields, draws the ids and writes the queue rows, paced by
+        ``step_seconds`` of virtual time. Must run inside a transaction."""
+        conn: Any = self._db.raw()
+        await conn.execute(
+            """CREATE TEMP TABLE IF NOT EXISTS batch_stage (
+                   recipient text, body text, encoding text, parts smallint)
+               ON COMMIT DELETE ROWS"""
+        )
+        await conn.copy_records_to_table(
+            "batch_stage", records=rows, columns=["recipient", "body", "encoding", "parts"]
+        )
+        await self._db.execute(
+            "batch_insert_rows",
+            """WITH m AS (
+                   INSERT INTO messages (agency_id, batch_id, key_id, is_test, recipient, sender,
+                       body, encoding, parts, priority, mandatory, status, send_at, valid_until,
+                       client_ref, callback_url)
+                   SELECT $1, $2, $3, $4, s.recipient, $5, s.body, s.encoding, s.parts, $6, $7,
+                          $8, $9, $10, $11, $12
+                   FROM batch_stage s
+                   RETURNING id)
+               INSERT INTO queue (message_id, lane, agency_id, vt)
+               SELECT id, $6, $1,
+                      $13::timestamptz
+                      + make_interval(secs => $14::float8 * (row_number() OVER () - 1))
+               FROM m""",
+            agency_id,
+            batch_id,
+            key_id,
+            is_test,
+            sender,
+            priority,
+            mandatory,
+            status,
+            send_at,
+            valid_until,
+            client_ref,
+            callback_url,
+            start,
+            step_seconds,
+        )
+
     async def copy_rows(
         self, messages: list[tuple[Any, ...]], queue: list[tuple[Any, ...]]
     ) -> None:
