@@ -541,7 +541,8 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> st
         lines.append(
             f"| (b) batch accept, {b['queued']:.0f} recipients | "
             f"{b['gateway_recipients_per_s']:.0f} recipients/s | "
-            f"{b['copy_rows_per_s']:.0f} recipients/s raw COPY of the same message and queue rows | {b['ratio']:.2f} | ≥ 0.4 |"
+            f"{b['copy_rows_per_s']:.0f} recipients/s raw COPY of the same message and "
+            f"queue rows | {b['ratio']:.2f} | ≥ 0.4 |"
         )
     if c:
         lines.append(

@@ -87,47 +87,40 @@ class SendPipeline:
             refused.setdefault(id(p), problem)
 
         async with self._store.transaction() as tx:
-            # 1. One-time token ids (a jti seen twice in this batch is a replay too).
-            fresh = await tx.credentials.remember_jtis(
+            # 1. In one round trip: token ids (replays refused), keys and agencies still live,
+            #    senders still allocated (Art 3), opt-outs.
+            checks = await tx.messages.admission(
                 [p.use.principal.key.key_id for p in batch],
                 [p.use.jti for p in batch],
                 [p.use.expires for p in batch],
+                [p.message.agency_id for p in batch],
+                [p.message.sender for p in batch],
+                [p.message.recipient for p in batch],
+                [p.check_opt_out for p in batch],
             )
             seen: set[tuple[str, str]] = set()
-            for p in batch:
+            for p, (fresh, live, active, sender_ok, opted) in zip(batch, checks, strict=True):
                 k = (p.use.principal.key.key_id, p.use.jti)
-                if k not in fresh or k in seen:
+                if not fresh or k in seen:  # a jti twice in this batch is a replay too
                     refuse(p, Problem("token_replayed", "every request needs a fresh jti"))
                 seen.add(k)
-            live = await tx.credentials.live_keys(list({p.use.principal.key.key_id for p in batch}))
-            for p in batch:
-                if p.use.principal.key.key_id not in live:
-                    refuse(p, Problem("key_revoked", "the key is revoked or its agency suspended"))
-            todo = [p for p in batch if id(p) not in refused]
-            # 2. The sender is still the agency's (Art 3), checked in the committing transaction.
-            held = await tx.numbering.held_senders(
-                [p.message.agency_id for p in todo], [p.message.sender for p in todo]
-            )
-            for p in todo:
-                if (p.message.agency_id, p.message.sender) not in held:
+                if not live:
+                    refuse(p, Problem("key_revoked"))
+                if not active:
+                    refuse(p, Problem("agency_suspended"))
+                if not sender_ok:
                     refuse(p, Problem("sender_not_registered", "the sender was released"))
-            todo = [p for p in todo if id(p) not in refused]
-            # 3. Opt-outs and duplicates.
-            check = [p for p in todo if p.check_opt_out]
-            if check:
-                opted = await tx.messages.opted_out_pairs(
-                    [p.message.agency_id for p in check], [p.message.recipient for p in check]
-                )
-                for p in check:
-                    if (p.message.agency_id, p.message.recipient) in opted:
-                        refuse(
-                            p,
-                            Problem(
-                                "recipient_opted_out",
-                                "the recipient opted out of this agency's messages",
-                            ),
-                        )
-            dup_check = [p for p in todo if p.duplicate_since is not None and id(p) not in refused]
+                if opted:
+                    refuse(
+                        p,
+                        Problem(
+                            "recipient_opted_out",
+                            "the recipient opted out of this agency's messages",
+                        ),
+                    )
+            todo = [p for p in batch if id(p) not in refused]
+            # 2. Duplicates (same agency, recipient and text recently, or twice in this batch).
+            dup_check = [p for p in todo if p.duplicate_since is not None]
             if dup_check:
                 since = min(p.duplicate_since for p in dup_check if p.duplicate_since)
                 dups = await tx.messages.duplicates_among(
@@ -143,7 +136,7 @@ class SendPipeline:
                         refuse(p, Problem("duplicate_message", "same text to the same recipient"))
                     first.setdefault(dk, p)
             todo = [p for p in todo if id(p) not in refused]
-            # 4. Quotas, per agency and day, counted in fragments.
+            # 3. Quotas, per agency and day, counted in fragments.
             groups: dict[tuple[uuid.UUID, date], list[Pending]] = defaultdict(list)
             for p in todo:
                 groups[(p.message.agency_id, p.day)].append(p)
@@ -171,7 +164,7 @@ class SendPipeline:
         return refused
 
 
-_AUTH_CODES = frozenset({"token_replayed", "key_revoked"})
+_AUTH_CODES = frozenset({"token_replayed", "key_revoked", "agency_suspended"})
 
 
 def accepted_view(m: NewMessage, created: datetime) -> dict[str, object]:

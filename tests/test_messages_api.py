@@ -247,3 +247,35 @@ async def test_test_key_marks_messages(services: Services, client: Any) -> None:
     t = Agency(services, client, a.id, test_key)
     _, body = await t.send({"to": MSISDN, "text": "sandbox"})
     assert body["test"] is True
+
+
+async def test_pipeline_rechecks_at_commit(services: Services, client: Any) -> None:
+    """The send path caches keys, agencies and senders for speed; the committing transaction
+    re-checks them, so a revocation, suspension or release takes effect at once."""
+    a = await _agency(services, client)
+    assert (await a.send({"to": MSISDN, "text": "warm the caches"}))[0] == 202
+    token = agency_jwt(a.key.key.key_id, a.key.secret)
+    results = await asyncio.gather(
+        *(
+            a.client.post(
+                "/v1/messages",
+                json={"to": MSISDN, "text": f"t{i}"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            for i in range(3)
+        )
+    )
+    codes = sorted([r.status for r in results])
+    assert codes == [202, 401, 401]  # one token, one message
+    await services.agencies.set_status(a.id, "suspended", "", actor="t")
+    status, body = await a.send({"to": MSISDN, "text": "while suspended"})
+    assert (status, body["code"]) == (403, "agency_suspended")
+    await services.agencies.set_status(a.id, "active", "", actor="t")
+    held = await services.store.numbering.for_agency(a.id, include_released=False)
+    await services.numbering.release(held[0].id, actor="t")
+    status, body = await a.send({"to": MSISDN, "text": "after release"})
+    assert (status, body["code"]) == (422, "sender_not_registered")
+    await services.credentials.revoke_key(a.id, a.key.key.key_id, actor="t")
+    status, body = await a.send({"to": MSISDN, "text": "after revoke"})
+    assert (status, body["code"]) == (401, "key_revoked")
+    assert await a.messages() == 2

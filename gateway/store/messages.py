@@ -149,6 +149,53 @@ class MessageStore:
         )
         return {r["id"]: r["created_at"] for r in found}
 
+    async def admission(
+        self,
+        key_ids: list[str],
+        jtis: list[str],
+        expires: list[datetime],
+        agency_ids: list[uuid.UUID],
+        senders: list[str],
+        msisdns: list[str],
+        check_opt_out: list[bool],
+    ) -> list[tuple[bool, bool, bool, bool, bool]]:
+        """For each request of a send batch, in one round trip: (token id new, key not
+        revoked, agency active, sender still allocated, recipient opted out). Records the
+        token ids."""
+        rows = await self._db.fetch(
+            "send_admission",
+            """WITH t AS (
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::uuid[],
+                                        $5::text[], $6::text[], $7::bool[])
+                   WITH ORDINALITY AS t(k, j, x, a, s, r, c, i)),
+               jt AS (
+                   INSERT INTO jwt_replay (key_id, jti, expires_at)
+                   SELECT DISTINCT ON (k, j) k, j, x FROM t
+                   ON CONFLICT DO NOTHING RETURNING key_id, jti)
+               SELECT t.i,
+                      f.jti IS NOT NULL AS fresh,
+                      EXISTS (SELECT 1 FROM api_keys ak
+                              WHERE ak.key_id = t.k AND ak.revoked_at IS NULL) AS live,
+                      EXISTS (SELECT 1 FROM agencies ag
+                              WHERE ag.id = t.a AND ag.status = 'active') AS active,
+                      EXISTS (SELECT 1 FROM numbering n
+                              WHERE n.agency_id = t.a AND n.value = t.s
+                                AND n.released_at IS NULL
+                                AND n.kind IN ('shortcode', 'sub_number', 'mask')) AS sender_ok,
+                      (t.c AND EXISTS (SELECT 1 FROM opt_outs o
+                                       WHERE o.agency_id = t.a AND o.msisdn = t.r)) AS opted
+               FROM t LEFT JOIN jt f ON f.key_id = t.k AND f.jti = t.j
+               ORDER BY t.i""",
+            key_ids,
+            jtis,
+            expires,
+            agency_ids,
+            senders,
+            msisdns,
+            check_opt_out,
+        )
+        return [(r["fresh"], r["live"], r["active"], r["sender_ok"], r["opted"]) for r in rows]
+
     async def opted_out_pairs(
         self, agency_ids: list[uuid.UUID], msisdns: list[str]
     ) -> set[tuple[uuid.UUID, str]]:
