@@ -20,6 +20,7 @@ from typing import Any
 from adapters.sms.encoding import UCS2_PER_PART, UCS2_SINGLE, TooManyParts, plan
 from gateway.auth import AgencyPrincipal
 from gateway.errors import Problem
+from gateway.metrics import SMS_ACCEPTED
 from gateway.recipients import CitizenDirectory, normalize_msisdn
 from gateway.sending import MAX_PARTS, MESSAGE_FIELDS, SendingService, tehran_day
 from gateway.status import PRIORITIES, QUEUED, SCHEDULED
@@ -205,6 +206,7 @@ class BatchService:
             if rows:
                 await self._store.messages.release_fragments(agency.id, day, fragments)
             raise
+        SMS_ACCEPTED.labels(str(agency.id), p.priority).inc(len(rows))
         return {
             "id": str(batch_id),
             "status": status,

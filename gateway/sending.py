@@ -23,10 +23,11 @@ from gateway.agencies import callback_url
 from gateway.auth import AgencyPrincipal, TokenUse
 from gateway.config import SmsConfig
 from gateway.errors import Problem
+from gateway.metrics import SMS_ACCEPTED
 from gateway.persian import TEHRAN, normalize_letters
 from gateway.recipients import CitizenDirectory, normalize_msisdn
 from gateway.send_pipeline import Pending, SendPipeline
-from gateway.status import PRIORITIES, QUEUED, SCHEDULED
+from gateway.status import PRIORITIES, PRIORITY_NAMES, QUEUED, SCHEDULED
 from gateway.store import Store
 from gateway.store.models import Allocation, NewMessage
 from gateway.validation import Field, parse_object
@@ -330,6 +331,7 @@ class SendingService:
             response = orjson.dumps(accepted_view(m, created))
             if key is not None:
                 await tx.messages.idempotent_store(m.agency_id, key, 202, response)
+        SMS_ACCEPTED.labels(str(m.agency_id), PRIORITY_NAMES[m.priority]).inc()
         return 202, response
 
     async def accept_with_idempotency(

@@ -25,7 +25,7 @@ from adapters.sms.dlr import (
 )
 from adapters.sms.esme import Deliver
 from gateway.config import Config, OperatorConfig
-from gateway.metrics import RECEIPTS, RECEIPTS_UNMATCHED, SMS_FINAL
+from gateway.metrics import RECEIPT_LATENCY, RECEIPTS, RECEIPTS_UNMATCHED, SMS_FINAL
 from gateway.pipeline import Batcher
 from gateway.status import combine
 from gateway.store import Store
@@ -141,17 +141,22 @@ class Tracker:
                 _FINAL,
             )
             outcomes: list[tuple[uuid.UUID, str]] = []
+            finished: list[tuple[str, str, float]] = []
             if changed:
+                now = datetime.now(UTC)
                 for c in await tx.receipts.completions(changed, _FINAL):
-                    outcomes.append((c.message_id, combine([_STATUS[s] for s in c.part_states])))
+                    status = combine([_STATUS[s] for s in c.part_states])
+                    outcomes.append((c.message_id, status))
+                    finished.append((c.operator, status, (now - c.submitted_at).total_seconds()))
                 if outcomes:
                     await tx.receipts.finish(outcomes)
                     await tx.callbacks.enqueue_status(
                         [o[0] for o in outcomes],
                         datetime.now(UTC) + timedelta(hours=self._cfg.callback_retry_hours),
                     )
-        for _, status in outcomes:
-            SMS_FINAL.labels("-", status).inc()
+        for operator, status, latency in finished:
+            SMS_FINAL.labels(operator, status).inc()
+            RECEIPT_LATENCY.labels(operator).observe(latency)
         if outcomes and self._on_final is not None:
             await self._on_final([o[0] for o in outcomes])
         return len(matched)
@@ -165,7 +170,7 @@ class Tracker:
                     expired, datetime.now(UTC) + timedelta(hours=self._cfg.callback_retry_hours)
                 )
         if expired:
-            SMS_FINAL.labels("-", "expired").inc(len(expired))
+            SMS_FINAL.labels("none", "expired").inc(len(expired))
             log.warning(
                 "%d submitted messages had no receipt after validity: expired", len(expired)
             )

@@ -49,6 +49,20 @@ async def test_persian_message_three_parts_delivered(
         history = [h["status"] for h in view["history"]]
         assert history == ["accepted", "queued", "submitted", "delivered"]
         assert view["operator"] == "mci"
+        metrics = await (await client.get("/metrics")).text()
+        for needle in (
+            f'payam_sms_accepted_total{{agency="{a.id}",priority="normal"}}',
+            'payam_sms_submitted_total{operator="mci",priority="normal"}',
+            'payam_sms_final_total{operator="mci",outcome="delivered"}',
+            'payam_smpp_submit_duration_seconds_bucket{le="0.001",operator="mci"}',
+            'payam_sms_receipts_total{operator="mci",outcome="delivered"}',
+            'payam_sms_receipt_latency_seconds_count{operator="mci"}',
+            'payam_sms_queue_depth{lane="bulk"}',
+            'payam_sms_queue_oldest_age_seconds{lane="crisis"}',
+            'payam_smpp_binds_up{operator="mci"}',
+            'payam_smpp_window_in_use{operator="mci"}',
+        ):
+            assert needle in metrics, needle
     finally:
         await sim.stop()
 

@@ -41,6 +41,8 @@ class Completion:
     status: str
     part_states: list[str]
     callback_url: str
+    operator: str
+    submitted_at: datetime
 
 
 class ReceiptStore:
@@ -100,7 +102,8 @@ class ReceiptStore:
         rows = await self._db.fetch(
             "messages_completed",
             """SELECT m.id AS message_id, m.agency_id, m.parts, m.status, m.callback_url,
-                      array_agg(p.state ORDER BY p.part_no) AS part_states
+                      array_agg(p.state ORDER BY p.part_no) AS part_states,
+                      min(p.operator) AS operator, min(p.submitted_at) AS submitted_at
                FROM messages m JOIN message_parts p ON p.message_id = m.id
                WHERE m.id = ANY($1::uuid[]) AND m.status = 'submitted'
                GROUP BY m.id
