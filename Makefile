@@ -31,6 +31,11 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## bench: the benchmarks of docs/PERFORMANCE.md (needs PostgreSQL on 127.0.0.1:5432 or
+##        PAYAM_TEST_DATABASE_URL); `make bench ARGS=--quick` for a short run
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --write $(ARGS)
+
 ## stop: stop the embedded PostgreSQL
 stop: $(STAMP)
 	$(BIN)/payam db stop
