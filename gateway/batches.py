@@ -9,11 +9,13 @@ delays another agency's single notice by at most one claim round (weighted fair 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import string
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +30,8 @@ from gateway.store import Store
 from gateway.validation import Field, parse_object
 
 MAX_RECIPIENTS = 100_000
+# Recipients prepared and inserted per step; steps overlap (see BatchService.accept).
+CHUNK = 20_000
 _COMMON = {k: v for k, v in MESSAGE_FIELDS.items() if k not in {"to", "national_code", "text"}}
 BATCH_FIELDS: dict[str, Field] = {
     **_COMMON,
@@ -44,12 +48,12 @@ class Recipient:
 
 
 def placeholders(template: str) -> set[str]:
-    names = set()
-    for _, field, _, _ in string.Formatter().parse(template):
-        if field is not None:
-            if not field.isidentifier():
-                raise Problem("invalid_value", f"template: placeholder {{{field}}} is not a name")
-            names.add(field)
+    names: set[str] = set()
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is not None:
+            if not name.isidentifier():
+                raise Problem("invalid_value", f"template: placeholder {{{name}}} is not a name")
+            names.add(name)
     return names
 
 
@@ -120,33 +124,141 @@ class BatchService:
         sender = self._sending.bind_sender(p.sender, await self._sending.senders(agency.id))
         codes = [r.national_code for r in recipients if r.national_code and not r.to]
         numbers = await self._directory.numbers_for(codes) if codes else {}
-        rejected: list[dict[str, Any]] = []
-        # Pass 1: recipients (cheap, and opt-outs need them all in one query).
-        msisdns: list[str | None] = []
-        for i, r in enumerate(recipients):
-            msisdn = normalize_msisdn(r.to) if r.to else numbers.get(r.national_code or "")
-            if msisdn is None:
-                code = "invalid_recipient" if r.to else "unknown_national_code"
-                rejected.append({"index": i, "code": code})
-            msisdns.append(msisdn)
-        opted: set[str] = set()
-        if not p.mandatory:
-            valid = [m for m in msisdns if m is not None]
-            opted = await self._store.messages.opted_out(agency.id, valid) if valid else set()
-        # Pass 2: texts, parts and the rows for COPY (built as tuples: this loop runs a
-        # million times for a large job).
         batch_id = uuid.uuid4()
         start = p.send_at or now
         priority = PRIORITIES[p.priority]
         # Crisis is never paced: it must reach millions as fast as the operators allow.
-        step = timedelta(seconds=0.0 if priority == 0 else 1.0 / max(agency.tps, 1))
+        step = 0.0 if priority == 0 else 1.0 / max(agency.tps, 1)
         status = SCHEDULED if p.send_at else QUEUED
-        ucs2_template = plan(p.text)[0] == "ucs2"
-        key_id, is_test, mandatory = principal.key.key_id, principal.is_test, p.mandatory
+        job = _Job(
+            sending=self._sending,
+            store=self._store,
+            agency_id=agency.id,
+            template=template,
+            names=names,
+            mandatory=p.mandatory,
+            default_text=p.text,
+            ucs2_template=plan(p.text)[0] == "ucs2",
+            numbers=numbers,
+        )
+        day = tehran_day(start)
+        accepted = fragments = 0
+        reserved = False
+        try:
+            async with self._store.transaction() as tx:
+                # Chunks overlap: while the server inserts one, Python prepares the next.
+                pending: asyncio.Task[None] | None = None
+                try:
+                    for offset in range(0, len(recipients), CHUNK):
+                        rows = await job.rows(recipients, offset, offset + CHUNK)
+                        if pending is not None:
+                            await pending
+                            pending = None
+                        if not rows:
+                            continue
+                        pending = asyncio.create_task(
+                            tx.messages.insert_batch_rows(
+                                rows,
+                                batch_id=batch_id,
+                                agency_id=agency.id,
+                                key_id=principal.key.key_id,
+                                is_test=principal.is_test,
+                                sender=sender,
+                                priority=priority,
+                                mandatory=p.mandatory,
+                                status=status,
+                                send_at=p.send_at,
+                                valid_until=p.valid_until,
+                                client_ref=p.client_ref,
+                                callback_url=p.callback_url,
+                                start=start + timedelta(seconds=accepted * step),
+                                step_seconds=step,
+                            )
+                        )
+                        accepted += len(rows)
+                        fragments += sum(r[3] for r in rows)
+                    if pending is not None:
+                        await pending
+                        pending = None
+                finally:
+                    if pending is not None:
+                        pending.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await pending
+                if accepted:
+                    # Counted last, inside the transaction: over quota rolls everything back.
+                    if not await self._store.messages.reserve_fragments(
+                        agency.id, day, fragments, agency.daily_fragment_quota
+                    ):
+                        raise Problem(
+                            "daily_quota_exceeded", f"{fragments} fragments exceed the daily quota"
+                        )
+                    reserved = True
+                await tx.messages.insert_batch(
+                    batch_id,
+                    agency.id,
+                    principal.is_test,
+                    len(recipients),
+                    len(job.rejected),
+                    p.client_ref,
+                )
+                if accepted and p.send_at is None:
+                    await tx.messages.notify_queued(priority == 0)
+        except BaseException:
+            if reserved:
+                await self._store.messages.release_fragments(agency.id, day, fragments)
+            raise
+        rejected = job.rejected
+        SMS_ACCEPTED.labels(str(agency.id), p.priority).inc(accepted)
+        return {
+            "id": str(batch_id),
+            "status": status,
+            "total": len(recipients),
+            "accepted": accepted,
+            "rejected": sorted(rejected, key=lambda r: r["index"])[:1000],
+            "rejected_count": len(rejected),
+            "fragments": fragments,
+            "sender": sender,
+            "test": principal.is_test,
+        }
+
+
+@dataclass
+class _Job:
+    """The per-recipient work of one batch, a chunk at a time."""
+
+    sending: SendingService
+    store: Store
+    agency_id: uuid.UUID
+    template: str
+    names: set[str]
+    mandatory: bool
+    default_text: str
+    ucs2_template: bool
+    numbers: dict[str, str]
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    async def rows(
+        self, recipients: list[Recipient], lo: int, hi: int
+    ) -> list[tuple[str, str, str, int]]:
+        """(recipient, text, encoding, parts) for recipients[lo:hi]; problems go to rejected.
+        Built as plain tuples: this runs once per recipient of a million-recipient job."""
+        chunk = recipients[lo:hi]
+        msisdns: list[str | None] = []
+        for i, r in enumerate(chunk, start=lo):
+            msisdn = normalize_msisdn(r.to) if r.to else self.numbers.get(r.national_code or "")
+            if msisdn is None:
+                code = "invalid_recipient" if r.to else "unknown_national_code"
+                self.rejected.append({"index": i, "code": code})
+            msisdns.append(msisdn)
+        opted: set[str] = set()
+        if not self.mandatory:
+            valid = [m for m in msisdns if m is not None]
+            if valid:
+                opted = await self.store.messages.opted_out(self.agency_id, valid)
         rows: list[tuple[str, str, str, int]] = []
-        fragments = 0
-        for i, r in enumerate(recipients):
-            msisdn = msisdns[i]
+        names, template, rejected = self.names, self.template, self.rejected
+        for i, (r, msisdn) in enumerate(zip(chunk, msisdns, strict=True), start=lo):
             if msisdn is None:
                 continue
             if msisdn in opted:
@@ -154,70 +266,24 @@ class BatchService:
                 continue
             if names:
                 if not names <= r.params.keys():
-                    missing = names - r.params.keys()
-                    rejected.append(
-                        {"index": i, "code": "missing_param", "detail": ", ".join(sorted(missing))}
-                    )
+                    missing = ", ".join(sorted(names - r.params.keys()))
+                    rejected.append({"index": i, "code": "missing_param", "detail": missing})
                     continue
                 try:
-                    text = self._sending.final_text(template.format_map(r.params), mandatory)
+                    text = self.sending.final_text(template.format_map(r.params), self.mandatory)
                 except Problem:
                     rejected.append({"index": i, "code": "invalid_value", "detail": "empty"})
                     continue
             else:
-                text = p.text
-            encoding, parts = _count(text, ucs2_template)
+                text = self.default_text
+            encoding, parts = _count(text, self.ucs2_template)
             if parts > MAX_PARTS:
                 rejected.append({"index": i, "code": "message_too_long"})
                 continue
-            fragments += parts
             rows.append((msisdn, text, encoding, parts))
-        day = tehran_day(start)
-        if rows and not await self._store.messages.reserve_fragments(
-            agency.id, day, fragments, agency.daily_fragment_quota
-        ):
-            raise Problem("daily_quota_exceeded", f"{fragments} fragments exceed the daily quota")
-        try:
-            async with self._store.transaction() as tx:
-                await tx.messages.insert_batch(
-                    batch_id, agency.id, is_test, len(recipients), len(rejected), p.client_ref
-                )
-                if rows:
-                    await tx.messages.insert_batch_rows(
-                        rows,
-                        batch_id=batch_id,
-                        agency_id=agency.id,
-                        key_id=key_id,
-                        is_test=is_test,
-                        sender=sender,
-                        priority=priority,
-                        mandatory=mandatory,
-                        status=status,
-                        send_at=p.send_at,
-                        valid_until=p.valid_until,
-                        client_ref=p.client_ref,
-                        callback_url=p.callback_url,
-                        start=start,
-                        step_seconds=step.total_seconds(),
-                    )
-                    if p.send_at is None:
-                        await tx.messages.notify_queued(priority == 0)
-        except BaseException:
-            if rows:
-                await self._store.messages.release_fragments(agency.id, day, fragments)
-            raise
-        SMS_ACCEPTED.labels(str(agency.id), p.priority).inc(len(rows))
-        return {
-            "id": str(batch_id),
-            "status": status,
-            "total": len(recipients),
-            "accepted": len(rows),
-            "rejected": sorted(rejected, key=lambda r: r["index"])[:1000],
-            "rejected_count": len(rejected),
-            "fragments": fragments,
-            "sender": sender,
-            "test": principal.is_test,
-        }
+            if len(rows) % 4096 == 0:
+                await asyncio.sleep(0)  # let the previous chunk's COPY stream meanwhile
+        return rows
 
 
 def _count(text: str, ucs2_template: bool) -> tuple[str, int]:

@@ -9,7 +9,6 @@ A 202 is returned only after the transaction that holds the message has committe
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time as time_module
 import uuid
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from gateway.errors import Problem
 from gateway.metrics import SMS_ACCEPTED
 from gateway.persian import TEHRAN, normalize_letters
 from gateway.recipients import CitizenDirectory, normalize_msisdn
-from gateway.send_pipeline import Pending, SendPipeline
+from gateway.send_pipeline import Pending, SendPipeline, accepted_view
 from gateway.status import PRIORITIES, PRIORITY_NAMES, QUEUED, SCHEDULED
 from gateway.store import Store
 from gateway.store.models import Allocation, NewMessage
@@ -349,25 +348,3 @@ class SendingService:
 
 class _Raced(Exception):
     pass
-
-
-def accepted_view(m: NewMessage, created: datetime) -> dict[str, Any]:
-    return {
-        "id": str(m.id),
-        "status": m.status,
-        "recipient": m.recipient,
-        "sender": m.sender,
-        "parts": m.parts,
-        "encoding": m.encoding,
-        "priority": next(k for k, v in PRIORITIES.items() if v == m.priority),
-        "mandatory": m.mandatory,
-        "test": m.is_test,
-        "send_at": m.send_at.isoformat() if m.send_at else None,
-        "valid_until": m.valid_until.isoformat(),
-        "client_ref": m.client_ref,
-        "created_at": created.isoformat(),
-    }
-
-
-def new_ref() -> int:
-    return secrets.randbelow(256)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from adapters.sms.simulator import SimulatorSettings, SmscSimulator
@@ -66,6 +68,28 @@ async def gateway(
     app.cleanup_ctx.append(sms_context(services))
     client: TestClient[Any, Any] = await aiohttp_client(app)
     return services, client
+
+
+@pytest.fixture
+async def sms(
+    config: Config, pool: asyncpg.Pool, sealer: Sealer, aiohttp_client: Any
+) -> AsyncIterator[Callable[..., Awaitable[tuple[SmscSimulator, Services, Any]]]]:
+    """Start a simulator and a gateway with its SMS runtime wired to it; stopped after the
+    test. ``sms(sim_opts={...}, op_opts={...})``."""
+    sims: list[SmscSimulator] = []
+
+    async def make(
+        sim_opts: dict[str, Any] | None = None, op_opts: dict[str, Any] | None = None
+    ) -> tuple[SmscSimulator, Services, Any]:
+        sim = await start_sim(**(sim_opts or {}))
+        sims.append(sim)
+        cfg = sms_config(config, sim.port, **(op_opts or {}))
+        services, client = await gateway(cfg, Store(pool), sealer, aiohttp_client)
+        return sim, services, client
+
+    yield make
+    for sim in sims:
+        await sim.stop()
 
 
 async def agency(

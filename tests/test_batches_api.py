@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
+from gateway.persian import TEHRAN
 from gateway.services import Services
 from tests.test_messages_api import Agency, _agency
 
@@ -125,3 +127,37 @@ async def test_replies_listing_is_per_agency_with_cursor(services: Services, cli
     assert [r["text"] for r in (await resp.json())["replies"]] == ["بخش دوم"]
     resp = await b.client.get("/v1/replies", headers=b.headers())
     assert [r["text"] for r in (await resp.json())["replies"]] == ["to b"]
+
+
+async def test_large_batch_in_overlapping_chunks(services: Services, client: Any) -> None:
+    """More recipients than one chunk: all stored, paced without a gap between chunks."""
+    from gateway.batches import CHUNK
+
+    a = await _agency(services, client, tps=1000)
+    n = CHUNK + 5
+    recipients = [{"to": f"+98912{i:07d}"} for i in range(n)]
+    recipients[CHUNK + 1] = {"to": "nope"}
+    status, got = await _post(a, {"template": "اطلاعیه", "recipients": recipients})
+    assert status == 202, got
+    assert (got["accepted"], got["rejected"]) == (
+        n - 1,
+        [{"index": CHUNK + 1, "code": "invalid_recipient"}],
+    )
+    row = await services.store.pool.fetchrow(
+        "SELECT count(*) AS n, extract(epoch FROM max(vt) - min(vt)) AS span FROM queue"
+    )
+    assert row["n"] == n - 1
+    assert abs(float(row["span"]) - (n - 2) / 1000) < 0.01
+
+
+async def test_batch_over_quota_writes_nothing(services: Services, client: Any) -> None:
+    from gateway.batches import CHUNK
+
+    a = await _agency(services, client, daily_fragment_quota=CHUNK)
+    recipients = [{"to": f"+98912{i:07d}"} for i in range(CHUNK + 10)]
+    status, got = await _post(a, {"template": "x", "recipients": recipients})
+    assert (status, got["code"]) == (429, "daily_quota_exceeded")
+    assert await services.store.pool.fetchval("SELECT count(*) FROM messages") == 0
+    assert await services.store.pool.fetchval("SELECT count(*) FROM queue") == 0
+    assert await services.store.pool.fetchval("SELECT count(*) FROM batches") == 0
+    assert await services.store.messages.usage(a.id, datetime.now(TEHRAN).date()) == 0

@@ -255,7 +255,8 @@ class MessageStore:
         await conn.execute(
             """CREATE TEMP TABLE IF NOT EXISTS batch_stage (
                    recipient text, body text, encoding text, parts smallint)
-               ON COMMIT DELETE ROWS"""
+               ON COMMIT DELETE ROWS;
+               TRUNCATE batch_stage"""
         )
         await conn.copy_records_to_table(
             "batch_stage", records=rows, columns=["recipient", "body", "encoding", "parts"]
