@@ -66,9 +66,11 @@ def admin_url() -> str:
 def process(
     args: list[str], env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # stderr to a file: a pipe nobody reads fills up and freezes the process that logs.
+    log_path = ROOT / "var" / "bench-logs" / f"{Path(args[-1]).name}-{time.time_ns()}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = log_path.open("ab")
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_file)
     try:
         yield proc
     finally:
@@ -78,8 +80,7 @@ def process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        log_file.close()
 
 
 async def wait_http(url: str, timeout: float = 30) -> None:

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import asyncpg
+
 from adapters.sms import errors as send_errors
 from adapters.sms.dlr import IdFormat, canonical_id
 from adapters.sms.encoding import encode
@@ -210,10 +212,7 @@ class Dispatcher:
                 retries.append(outcome)
             else:
                 finals.append(outcome)
-        async with self._store.transaction() as tx:
-            done = await tx.queue.record(submitted, retries, finals)
-            if done:
-                await tx.callbacks.enqueue_status(done, self._give_up())
+        done = await self._record(submitted, retries, finals)
         if submitted and self._on_submitted is not None:
             self._on_submitted()
         priority = {m.id: lane_name(m.priority) for m in claimed}
@@ -284,6 +283,32 @@ class Dispatcher:
         base = self._cfg.retry_base_seconds
         delay = base * (2 ** min(m.attempts, 10)) if counts else base
         return Retry(m.id, delay * (0.5 + self._rng.random()), error.code, counts)
+
+    async def _record(
+        self, submitted: list[Submitted], retries: list[Retry], finals: list[Final]
+    ) -> list[uuid.UUID]:
+        """Store a round's results. The messages were handed to the SMSC already, so giving up
+        here would send them again after the lease: retry transient database errors."""
+        for attempt in range(5):
+            try:
+                async with self._store.transaction() as tx:
+                    done = await tx.queue.record(submitted, retries, finals)
+                    if done:
+                        await tx.callbacks.enqueue_status(done, self._give_up())
+                return done
+            except (
+                asyncpg.DeadlockDetectedError,
+                asyncpg.SerializationError,
+                asyncpg.InterfaceError,
+                OSError,
+            ) as exc:
+                log.warning(
+                    "storing dispatch results failed (%s); retry %d",
+                    type(exc).__name__,
+                    attempt + 1,
+                )
+                await asyncio.sleep(0.05 * 2**attempt)
+        raise RuntimeError("could not store dispatch results")
 
     def _give_up(self) -> datetime:
         return datetime.now(UTC) + timedelta(hours=self._cfg.callback_retry_hours)

@@ -76,13 +76,15 @@ class QueueStore:
         return [(int(r["lane"]), int(r["depth"]), float(r["oldest"])) for r in rows]
 
     async def mark_queued(self, now: datetime) -> int:
-        """Scheduled messages whose send time came: status scheduled → queued (for GET)."""
+        """Scheduled messages whose send time came: status scheduled → queued (for GET).
+        SKIP LOCKED: rows a dispatcher is updating are left for the next pass (waiting for
+        them, in another order, deadlocked against the dispatchers' result writes)."""
         status = await self._db.execute(
             "queue_mark_due",
             """WITH m AS (
                    UPDATE messages SET status = $2, updated_at = now()
                    WHERE id IN (SELECT id FROM messages WHERE status = $3 AND send_at <= $1
-                                LIMIT 10000)
+                                LIMIT 10000 FOR UPDATE SKIP LOCKED)
                    RETURNING id)
                INSERT INTO message_events (message_id, status) SELECT id, $2 FROM m""",
             now,
