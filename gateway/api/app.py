@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.api import (
     admin_agencies,
     admin_numbering,
+    admin_routing,
     batches,
     health,
     me,
@@ -59,7 +60,16 @@ def build_app(services: Services) -> web.Application:
     )
     app[SERVICES] = services
     app[DRAINING] = [False]
-    for module in (health, me, messages, batches, admin_agencies, admin_numbering, openapi):
+    for module in (
+        health,
+        me,
+        messages,
+        batches,
+        admin_agencies,
+        admin_numbering,
+        admin_routing,
+        openapi,
+    ):
         module.register(app)
     app.cleanup_ctx.append(_purge_seen_tokens)
     app.on_shutdown.append(_start_draining)

@@ -664,6 +664,33 @@ def spec() -> dict[str, Any]:
                 errors=(400, 401, 403),
             )
         },
+        "/admin/v1/portability": {
+            "post": _op(
+                "Load ported numbers (CSV msisdn,operator or JSON); later loads overwrite",
+                _ok("loaded", _obj({"loaded": INT})),
+                security="adminToken",
+                body={
+                    "required": True,
+                    "content": {
+                        "text/csv": {"schema": {**STR, "description": "header: msisdn,operator"}},
+                        JSON: {
+                            "schema": _obj(
+                                {
+                                    "numbers": {
+                                        "type": "array",
+                                        "items": _obj(
+                                            {"msisdn": STR, "operator": STR}, ["msisdn", "operator"]
+                                        ),
+                                    }
+                                },
+                                ["numbers"],
+                            )
+                        },
+                    },
+                },
+                errors=ADMIN_W,
+            )
+        },
         "/admin/v1/audit": {
             "get": _op(
                 "Audit trail, newest first",
