@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp import web
 
 from adapters.sms.encoding import plan
@@ -81,8 +82,9 @@ async def test_gsm_escape_and_emoji_at_boundaries(sms: Any) -> None:
     assert sorted(m.text for m in sim.received) == sorted([gsm, emoji])
 
 
-async def test_receipt_ids_hex_decimal_case_and_zeros(sms: Any, pool: asyncpg.Pool) -> None:
-    for sim_opts, op_opts in [
+@pytest.mark.parametrize(
+    ("sim_opts", "op_opts"),
+    [
         (
             {"id_format": "hex", "dlr_id_format": "dec", "dlr_id_zero_pad": 12},
             {"resp_id_format": "hex", "dlr_id_format": "dec"},
@@ -91,18 +93,18 @@ async def test_receipt_ids_hex_decimal_case_and_zeros(sms: Any, pool: asyncpg.Po
             {"id_format": "dec", "dlr_id_format": "hex", "dlr_id_uppercase": True},
             {"resp_id_format": "dec", "dlr_id_format": "hex"},
         ),
-    ]:
-        await pool.execute(
-            "TRUNCATE messages, queue, message_parts, receipts_inbox, "
-            "agencies, numbering, api_keys CASCADE"
-        )
-        sim, services, client = await sms(sim_opts=sim_opts, op_opts=op_opts)
-        a = await agency(services, client)
-        for i in range(5):
-            assert (await a.send({"to": f"+98912123456{i}", "text": f"n{i}"}))[0] == 202
-        await wait_for(lambda services=services: all_final(services, 5))
-        assert await pool.fetchval("SELECT count(*) FROM receipts_inbox") == 0
-        await sim.stop()
+    ],
+    ids=["hex-resp-decimal-receipt-zero-padded", "decimal-resp-hex-receipt-upper-case"],
+)
+async def test_receipt_ids_hex_decimal_case_and_zeros(
+    sms: Any, pool: asyncpg.Pool, sim_opts: dict[str, Any], op_opts: dict[str, Any]
+) -> None:
+    _, services, client = await sms(sim_opts=sim_opts, op_opts=op_opts)
+    a = await agency(services, client)
+    for i in range(5):
+        assert (await a.send({"to": f"+98912123456{i}", "text": f"n{i}"}))[0] == 202
+    await wait_for(lambda: all_final(services, 5))
+    assert await pool.fetchval("SELECT count(*) FROM receipts_inbox") == 0
 
 
 async def test_duplicate_and_early_receipts(sms: Any, pool: asyncpg.Pool) -> None:
