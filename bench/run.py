@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adapters.sms.esme import BindSettings, OperatorClient, OperatorSettings, Submit
+from gateway.store.messages import MESSAGE_COLUMNS
 from gateway.store.migrate import migrate
 from tests.conftest import legal_id
 
@@ -292,6 +293,7 @@ async def bench_b(env: Env, total: int) -> dict[str, float]:
             (
                 uuid.uuid4(),
                 agency_id,
+                None,
                 "k",
                 False,
                 f"+98913{i:07d}",
@@ -309,24 +311,7 @@ async def bench_b(env: Env, total: int) -> dict[str, float]:
             )
             for i in range(total)
         ]
-        cols = [
-            "id",
-            "agency_id",
-            "key_id",
-            "is_test",
-            "recipient",
-            "sender",
-            "body",
-            "encoding",
-            "parts",
-            "priority",
-            "mandatory",
-            "status",
-            "send_at",
-            "valid_until",
-            "client_ref",
-            "callback_url",
-        ]
+        cols = list(MESSAGE_COLUMNS)
         queue = [(r[0], 2, agency_id, now) for r in rows]
         started = time.monotonic()
         async with conn.transaction():

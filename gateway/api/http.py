@@ -43,6 +43,11 @@ def problem_response(exc: Problem, instance: str = "") -> web.Response:
 
 
 async def read_json(request: web.Request) -> Any:
+    return (await read_raw_json(request))[1]
+
+
+async def read_raw_json(request: web.Request) -> tuple[bytes, Any]:
+    """The body as sent (for idempotency hashes) and parsed; size and type checked."""
     if request.content_type != "application/json":
         raise Problem("unsupported_media_type", f"got {request.content_type or 'no type'}")
     limit = request.app[SERVICES].config.http.max_body_bytes
@@ -55,7 +60,7 @@ async def read_json(request: web.Request) -> Any:
     if len(raw) > limit:
         raise Problem("body_too_large", f"at most {limit} bytes")
     try:
-        return orjson.loads(raw)
+        return raw, orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Problem("malformed_json", str(exc)) from None
 

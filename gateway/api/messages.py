@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-import orjson
 from aiohttp import web
 
-from gateway.api.http import agency_auth, client_addr, json_response, services
+from gateway.api.http import agency_auth, client_addr, json_response, read_raw_json, services
 from gateway.api.views import iso
 from gateway.errors import Problem
 from gateway.status import PRIORITY_NAMES
@@ -19,22 +18,6 @@ def message_id(request: web.Request) -> uuid.UUID:
         return uuid.UUID(request.match_info["message_id"])
     except ValueError:
         raise Problem("not_found", "no such message") from None
-
-
-async def read_raw_json(request: web.Request) -> tuple[bytes, object]:
-    if request.content_type != "application/json":
-        raise Problem("unsupported_media_type", f"got {request.content_type or 'no type'}")
-    limit = services(request).config.http.max_body_bytes
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise Problem("body_too_large", f"at most {limit} bytes") from None
-    if len(raw) > limit:
-        raise Problem("body_too_large", f"at most {limit} bytes")
-    try:
-        return raw, orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise Problem("malformed_json", str(exc)) from None
 
 
 def message_view(m: Message, events: list[MessageEvent] | None = None) -> dict[str, object]:
