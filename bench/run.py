@@ -326,6 +326,30 @@ async def bench_b(env: Env, total: int) -> dict[str, float]:
     return out
 
 
+async def post_job(
+    port: int,
+    tokens: Tokens,
+    recipients: list[dict[str, str]],
+    template: str,
+    priority: str,
+    send_at: datetime,
+) -> None:
+    """Send one job as batches of the API's maximum size (100,000), all due at ``send_at``."""
+    async with aiohttp.ClientSession() as s:
+        for off in range(0, len(recipients), 100_000):
+            body = {
+                "template": template,
+                "priority": priority,
+                "send_at": send_at.isoformat(),
+                "recipients": recipients[off : off + 100_000],
+            }
+            headers = {"Authorization": f"Bearer {tokens.mint(1)[0]}"}
+            async with s.post(
+                f"http://127.0.0.1:{port}/v1/batches", json=body, headers=headers
+            ) as r:
+                assert r.status == 202, await r.text()
+
+
 def sim_cmd(port: int) -> list[str]:
     return [
         sys.executable,
@@ -420,19 +444,9 @@ async def bench_c(env: Env, n: int) -> dict[str, float]:
         recipients = [{"to": f"+98915{i:07d}"} for i in range(n)]
         with process([sys.executable, "-m", "gateway.cli", "serve"], gw):
             await wait_http(f"http://127.0.0.1:{port}/readyz")
-            async with aiohttp.ClientSession() as s:
-                for off in range(0, n, 100_000):
-                    body = {
-                        "template": "بازپرداخت قسط شما سررسید شده است",
-                        "priority": "high",
-                        "send_at": start_at.isoformat(),
-                        "recipients": recipients[off : off + 100_000],
-                    }
-                    headers = {"Authorization": f"Bearer {tokens.mint(1)[0]}"}
-                    async with s.post(
-                        f"http://127.0.0.1:{port}/v1/batches", json=body, headers=headers
-                    ) as r:
-                        assert r.status == 202, await r.text()
+            await post_job(
+                port, tokens, recipients, "بازپرداخت قسط شما سررسید شده است", "high", start_at
+            )
             while datetime.now(UTC) < start_at:
                 await asyncio.sleep(0.05)
             started = time.monotonic()
@@ -456,21 +470,14 @@ async def bench_d(env: Env, backlog: int, crisis: int) -> dict[str, float]:
         with process([sys.executable, "-m", "gateway.cli", "serve"], gw):
             await wait_http(f"http://127.0.0.1:{port}/readyz")
             async with aiohttp.ClientSession() as s:
-                for off in range(0, backlog, 100_000):
-                    body = {
-                        "template": "پیام انبوه",
-                        "priority": "bulk",
-                        "send_at": start_at.isoformat(),
-                        "recipients": [
-                            {"to": f"+98916{i:07d}"}
-                            for i in range(off, min(backlog, off + 100_000))
-                        ],
-                    }
-                    headers = {"Authorization": f"Bearer {tokens.mint(1)[0]}"}
-                    async with s.post(
-                        f"http://127.0.0.1:{port}/v1/batches", json=body, headers=headers
-                    ) as r:
-                        assert r.status == 202, await r.text()
+                await post_job(
+                    port,
+                    tokens,
+                    [{"to": f"+98916{i:07d}"} for i in range(backlog)],
+                    "پیام انبوه",
+                    "bulk",
+                    start_at,
+                )
                 while datetime.now(UTC) < start_at + timedelta(seconds=2):
                     await asyncio.sleep(0.05)
                 ids = []
