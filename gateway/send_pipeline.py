@@ -45,42 +45,107 @@ class Pending:
     )
 
 
+class _OverQuota(Exception):
+    """A group went over its quota in the optimistic pass: roll back, admit one by one."""
+
+
+def _dup_key(p: Pending) -> tuple[uuid.UUID, str, str]:
+    return (p.message.agency_id, p.message.recipient, p.message.body)
+
+
+def _jti_key(p: Pending) -> tuple[str, str]:
+    return (p.use.principal.key.key_id, p.use.jti)
+
+
 class SendPipeline:
+    """Up to IN_FLIGHT transactions at once: while one waits for its commit (the WAL flush),
+    the next batch is already being admitted and inserted, so the event loop is not idle.
+
+    Two batches in flight must not hide a duplicate or a replay from each other (READ
+    COMMITTED does not see the other's rows), so a request whose text-and-recipient or token
+    id is in a batch still in flight waits for the next batch. Quota rows are locked in one
+    order (agency, day) so that two transactions never deadlock on them."""
+
+    IN_FLIGHT = 2
+
     def __init__(self, store: Store, auth: Authenticator) -> None:
         self._store = store
         self._auth = auth
         self._pending: list[Pending] = []
-        self._task: asyncio.Task[None] | None = None
+        self._drainers = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        self._busy_dups: set[tuple[uuid.UUID, str, str]] = set()
+        self._busy_jtis: set[tuple[str, str]] = set()
 
     async def submit(self, item: Pending) -> bytes:
         self._pending.append(item)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+        if self._drainers < self.IN_FLIGHT:
+            self._drainers += 1
+            task = asyncio.get_running_loop().create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await item.result
 
-    async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            try:
-                refused = await self._commit(batch)
-            except Exception as exc:
-                log.exception("send batch of %d failed", len(batch))
-                for p in batch:
-                    if not p.result.done():
-                        p.result.set_exception(Problem("service_unavailable", type(exc).__name__))
+    def _take(self) -> list[Pending]:
+        batch: list[Pending] = []
+        held: list[Pending] = []
+        for p in self._pending:
+            if len(batch) >= MAX_BATCH or (
+                _jti_key(p) in self._busy_jtis
+                or (p.duplicate_since is not None and _dup_key(p) in self._busy_dups)
+            ):
+                held.append(p)
                 continue
-            for p in batch:
-                problem = refused.get(id(p))
-                if problem is not None:
-                    if problem.code in _AUTH_CODES:
-                        await self._auth.refused(
-                            problem,
-                            key_id=p.use.principal.key.key_id,
-                            client_addr=p.use.client_addr,
-                        )
-                    p.result.set_exception(problem)
+            batch.append(p)
+        self._pending = held
+        return batch
 
-    async def _commit(self, batch: list[Pending]) -> dict[int, Problem]:
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch = self._take()
+                if not batch:
+                    return  # everything left waits on a batch in flight; its drainer goes on
+                dups = {_dup_key(p) for p in batch if p.duplicate_since is not None}
+                jtis = {_jti_key(p) for p in batch}
+                self._busy_dups |= dups
+                self._busy_jtis |= jtis
+                try:
+                    await self._settle(batch)
+                finally:
+                    self._busy_dups -= dups
+                    self._busy_jtis -= jtis
+        finally:
+            self._drainers -= 1
+
+    async def _settle(self, batch: list[Pending]) -> None:
+        try:
+            try:
+                refused = await self._commit(batch, optimistic=True)
+            except _OverQuota:
+                refused = await self._commit(batch, optimistic=False)
+        except Exception as exc:
+            log.exception("send batch of %d failed", len(batch))
+            for p in batch:
+                if not p.result.done():
+                    p.result.set_exception(Problem("service_unavailable", type(exc).__name__))
+            return
+        for p in batch:
+            problem = refused.get(id(p))
+            if problem is not None:
+                if problem.code in _AUTH_CODES:
+                    await self._auth.refused(
+                        problem,
+                        key_id=p.use.principal.key.key_id,
+                        client_addr=p.use.client_addr,
+                    )
+                p.result.set_exception(problem)
+
+    async def _commit(self, batch: list[Pending], *, optimistic: bool) -> dict[int, Problem]:
+        """One transaction for the batch. ``optimistic``: quotas are counted per group as the
+        last statement, so the per-agency usage row is locked only until the commit; if a
+        group would go over, the transaction rolls back and the batch runs again with quotas
+        counted first and one request at a time (arrival order decides who gets the rest)."""
         refused: dict[int, Problem] = {}
 
         def refuse(p: Pending, problem: Problem) -> None:
@@ -100,7 +165,7 @@ class SendPipeline:
             )
             seen: set[tuple[str, str]] = set()
             for p, (fresh, live, active, sender_ok, opted) in zip(batch, checks, strict=True):
-                k = (p.use.principal.key.key_id, p.use.jti)
+                k = _jti_key(p)
                 if not fresh or k in seen:  # a jti twice in this batch is a replay too
                     refuse(p, Problem("token_replayed", "every request needs a fresh jti"))
                 seen.add(k)
@@ -131,29 +196,41 @@ class SendPipeline:
                 )
                 first: dict[tuple[uuid.UUID, str, str], Pending] = {}
                 for i, p in enumerate(dup_check):
-                    dk = (p.message.agency_id, p.message.recipient, p.message.body)
+                    dk = _dup_key(p)
                     if i in dups or dk in first:
                         refuse(p, Problem("duplicate_message", "same text to the same recipient"))
                     first.setdefault(dk, p)
             todo = [p for p in todo if id(p) not in refused]
-            # 3. Quotas, per agency and day, counted in fragments.
+            # 3. Quotas, per agency and day, counted in fragments; rows locked in sorted order.
             groups: dict[tuple[uuid.UUID, date], list[Pending]] = defaultdict(list)
             for p in todo:
                 groups[(p.message.agency_id, p.day)].append(p)
-            for (agency_id, day), items in groups.items():
-                total = sum(p.message.parts for p in items)
-                quota = items[0].quota
-                if await tx.messages.reserve_fragments(agency_id, day, total, quota):
-                    continue
-                for p in items:  # over quota as a group: admit one by one, in arrival order
-                    if not await tx.messages.reserve_fragments(
-                        agency_id, day, p.message.parts, quota
-                    ):
-                        refuse(
-                            p, Problem("daily_quota_exceeded", f"daily quota of {quota} fragments")
-                        )
-            todo = [p for p in todo if id(p) not in refused]
+            ordered = sorted(groups.items(), key=lambda g: (str(g[0][0]), g[0][1]))
+            if not optimistic:
+                for (agency_id, day), items in ordered:
+                    quota = items[0].quota
+                    total = sum(p.message.parts for p in items)
+                    if await tx.messages.reserve_fragments(agency_id, day, total, quota):
+                        continue
+                    for p in items:  # over quota as a group: admit one by one, in order
+                        if not await tx.messages.reserve_fragments(
+                            agency_id, day, p.message.parts, quota
+                        ):
+                            refuse(
+                                p,
+                                Problem(
+                                    "daily_quota_exceeded", f"daily quota of {quota} fragments"
+                                ),
+                            )
+                todo = [p for p in todo if id(p) not in refused]
             created = await tx.messages.insert_many([p.message for p in todo]) if todo else {}
+            if optimistic:
+                for (agency_id, day), items in ordered:
+                    total = sum(p.message.parts for p in items)
+                    if not await tx.messages.reserve_fragments(
+                        agency_id, day, total, items[0].quota
+                    ):
+                        raise _OverQuota
             due = [p for p in todo if p.message.send_at is None]
             if due:
                 await tx.messages.notify_queued(any(p.message.priority == 0 for p in due))

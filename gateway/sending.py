@@ -8,6 +8,7 @@ A 202 is returned only after the transaction that holds the message has committe
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time as time_module
 import uuid
@@ -117,6 +118,7 @@ class SendingService:
         self._cfg = cfg
         self._directory = directory
         self._senders: dict[uuid.UUID, tuple[float, list[Allocation]]] = {}
+        self._senders_loading: dict[uuid.UUID, asyncio.Future[list[Allocation]]] = {}
         self.pipeline: SendPipeline | None = None
 
     def prepare(self, data: dict[str, Any], principal: AgencyPrincipal, now: datetime) -> Prepared:
@@ -237,12 +239,27 @@ class SendingService:
 
     async def cached_senders(self, agency_id: uuid.UUID) -> list[Allocation]:
         """The agency's senders, cached for a second: the committing transaction checks again
-        that the chosen sender is still allocated, so the cache cannot let a released one out."""
+        that the chosen sender is still allocated, so the cache cannot let a released one out.
+        One lookup per agency at a time: when the entry expires under load, the requests that
+        arrive meanwhile wait for that lookup instead of each running their own."""
         now = time_module.monotonic()
         hit = self._senders.get(agency_id)
         if hit is not None and hit[0] > now:
             return hit[1]
-        held = await self.senders(agency_id)
+        loading = self._senders_loading.get(agency_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        fut: asyncio.Future[list[Allocation]] = asyncio.get_running_loop().create_future()
+        self._senders_loading[agency_id] = fut
+        try:
+            held = await self.senders(agency_id)
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: waiters re-raise it, no "never retrieved" warning
+            raise
+        finally:
+            self._senders_loading.pop(agency_id, None)
+        fut.set_result(held)
         if len(self._senders) > 10_000:
             self._senders.clear()
         self._senders[agency_id] = (now + 1.0, held)

@@ -279,3 +279,42 @@ async def test_pipeline_rechecks_at_commit(services: Services, client: Any) -> N
     status, body = await a.send({"to": MSISDN, "text": "after revoke"})
     assert (status, body["code"]) == (401, "key_revoked")
     assert await a.messages() == 2
+
+
+async def test_concurrent_duplicates_accept_exactly_one(tax: Agency) -> None:
+    """Two group-commit transactions may be in flight at once; the same text to the same
+    recipient in both must still be caught (READ COMMITTED would not show the other's row)."""
+    results = await asyncio.gather(
+        *(tax.send({"to": MSISDN, "text": "once only"}) for _ in range(40))
+    )
+    statuses = sorted(r[0] for r in results)
+    assert statuses == [202] + [409] * 39
+    assert {r[1]["code"] for r in results if r[0] == 409} == {"duplicate_message"}
+    assert await tax.messages() == 1
+
+
+async def test_concurrent_sends_respect_quota_exactly(services: Services, client: Any) -> None:
+    """Quota counted last and optimistically; a group that goes over is rolled back and
+    admitted one by one, so exactly the quota is accepted and counted."""
+    a = await _agency(services, client, daily_fragment_quota=10)
+    results = await asyncio.gather(
+        *(a.send({"to": f"+98912000{i:04d}", "text": f"notice {i}"}) for i in range(30))
+    )
+    statuses = [r[0] for r in results]
+    assert statuses.count(202) == 10
+    assert {r[1]["code"] for r in results if r[0] != 202} == {"daily_quota_exceeded"}
+    assert await a.messages() == 10
+    assert await services.store.messages.usage(a.id, datetime.now(TEHRAN).date()) == 10
+
+
+async def test_concurrent_agencies_do_not_deadlock(services: Services, client: Any) -> None:
+    """Batches holding several agencies lock their quota rows in one order."""
+    a = await _agency(services, client, shortcode="404013")
+    b = await _agency(services, client, shortcode="404014")
+    sends = [
+        (a if i % 2 else b).send({"to": f"+98912100{i:04d}", "text": f"n{i}"}) for i in range(80)
+    ]
+    results = await asyncio.gather(*sends)
+    assert {r[0] for r in results} == {202}
+    assert await a.messages() == 40
+    assert await b.messages() == 40
