@@ -333,3 +333,49 @@ async def test_remote_screen_signed_slow_and_failing(
     assert seen[0]["inputs"] == {"nc": VALID_NC}
     assert seen[0]["screen"] == "debt"
     assert "msisdn" not in seen[0], "the number goes only to screens that ask for it"
+
+
+async def test_paging_over_http_with_more_and_back(
+    node: Any, agency: uuid.UUID, admin: str
+) -> None:
+    client, _ = node
+    labels = [f"خدمت شماره {n} دستگاه" for n in range(1, 10)]
+    menu = {
+        "root": "main",
+        "screens": {
+            "main": {
+                "kind": "menu",
+                "text": "خدمات",
+                "options": [{"label": label, "next": "done"} for label in labels],
+            },
+            "done": {"kind": "message", "text": "ثبت شد"},
+        },
+    }
+    assert (await _upload(client, admin, agency, menu))[0] == 200
+    _, page1 = await _ussd(client, session="pg")
+    assert page1.startswith("CON خدمات\n1. ")
+    assert page1.endswith("\n۹۸ بیشتر")
+    assert "۰ بازگشت" not in page1
+    _, page2 = await _ussd(client, "98", session="pg")
+    assert page2 != page1
+    assert page2.endswith("۹۸ بیشتر\n۰ بازگشت")
+    _, back = await _ussd(client, "98*0", session="pg")
+    assert back == page1
+    # An option shown on another page still works; a number not on offer re-shows the page.
+    assert (await _ussd(client, "98*0*42", session="pg"))[1] == page1
+    assert (await _ussd(client, "98*0*42*9", session="pg"))[1] == "END ثبت شد"
+    for page in (page1, page2):
+        assert len(page[4:]) <= 72
+
+
+async def test_no_number_or_input_reaches_the_logs(
+    node: Any, menu_up: uuid.UUID, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _ = node
+    caplog.set_level("DEBUG")
+    await _ussd(client, session="log", phone="09127654321")
+    await _ussd(client, "1*" + VALID_NC, session="log", phone="09127654321")
+    await _ussd(client, session="bad", secret="nope-nope-nope-nope")
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in ("9127654321", VALID_NC, "nope-nope"):
+        assert secret not in text

@@ -83,10 +83,6 @@ class Screen:
     # Rendered pages, navigation lines included; filled in by load_menu.
     pages: tuple[str, ...] = ()
 
-    @property
-    def ends(self) -> bool:
-        return self.kind in ("message", "remote")
-
 
 @dataclass(frozen=True, slots=True)
 class Menu:
@@ -202,7 +198,7 @@ _FIELDS = {
     "menu": {"kind", "text", "options"},
     "input": {"kind", "text", "next", "validate", "min_length", "max_length", "error"},
     "message": {"kind", "text"},
-    "remote": {"kind", "text", "url", "fallback", "send_msisdn"},
+    "remote": {"kind", "url", "fallback", "send_msisdn"},
 }
 
 

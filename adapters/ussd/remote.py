@@ -19,6 +19,7 @@ import orjson
 
 from adapters.ussd.menus import Limits, Screen, clip
 from gateway.callbacks import SIGNATURE_HEADER, sign
+from gateway.metrics import USSD_REMOTE
 from gateway.store.models import Agency
 from gateway.store.ussd import SessionKey
 
@@ -65,17 +66,20 @@ class RemoteCaller:
                 screen.url, data=body, headers=headers, timeout=self._timeout
             ) as resp:
                 if resp.status != 200:
-                    outcome = f"http_{resp.status}"
+                    outcome = f"http_{resp.status // 100}xx"
                 else:
                     answer = await resp.json(content_type=None)
                     text = answer.get("text") if isinstance(answer, dict) else None
                     if isinstance(text, str) and text.strip():
+                        USSD_REMOTE.labels("ok").inc()
                         return clip(text, self._limits)
                     outcome = "bad_answer"
         except TimeoutError:
             outcome = "timeout"
         except (aiohttp.ClientError, ValueError) as exc:
-            outcome = type(exc).__name__
+            outcome = "error"
+            log.debug("remote screen error: %s", type(exc).__name__)
+        USSD_REMOTE.labels(outcome).inc()
         log.warning(
             "ussd remote screen %s of agency %s failed (%s); fallback shown",
             screen.id,

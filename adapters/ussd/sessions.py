@@ -22,6 +22,7 @@ from adapters.ussd.menus import BACK, MORE, Limits, Menu, Screen, load_menu
 from adapters.ussd.remote import RemoteCaller
 from gateway.config import UssdConfig
 from gateway.identity import is_valid_national_code
+from gateway.metrics import USSD_SESSIONS
 from gateway.numbering import NumberingPlan
 from gateway.persian import normalize
 from gateway.store import Store
@@ -141,14 +142,17 @@ class SessionEngine:
                     continue
                 reply = Reply(TIMED_OUT, True)
                 if await self._save(key, row, None, reply, history, now):
-                    log.info("ussd session timed out (operator %s)", key.operator)
+                    USSD_SESSIONS.labels(key.operator, "timed_out").inc()
                     return reply
                 continue
             if row is not None and row.history == history:
                 return Reply(row.reply, row.ended)  # a repeat: same screen again
             if row is None:
-                dialog, reply = await self._dial(key, service_code, history)
+                dialog, reply, outcome = await self._dial(key, service_code, history, now)
                 if await self._save(key, None, dialog, reply, history, now):
+                    USSD_SESSIONS.labels(key.operator, outcome).inc()
+                    if reply.end and dialog is not None:
+                        USSD_SESSIONS.labels(key.operator, "completed").inc()
                     return reply
                 continue
             if row.ended:
@@ -164,6 +168,9 @@ class SessionEngine:
                 fresh = history[known:] if history[:known] == row.history else history[-1:]
                 reply = await self._press_all(dialog, fresh)
             if await self._save(key, row, dialog, reply, history, now):
+                if reply.end:
+                    outcome = "completed" if dialog is not None else "menu_changed"
+                    USSD_SESSIONS.labels(key.operator, outcome).inc()
                 return reply
         log.warning("ussd session contended past %d attempts", _CAS_ATTEMPTS)
         return Reply(BUSY, True)
@@ -193,28 +200,27 @@ class SessionEngine:
         )
 
     async def _dial(
-        self, key: SessionKey, service_code: str, history: tuple[str, ...]
-    ) -> tuple[_Dialog | None, Reply]:
+        self, key: SessionKey, service_code: str, history: tuple[str, ...], now: datetime
+    ) -> tuple[_Dialog | None, Reply, str]:
+        """A new dialog: find the agency by its *4 code, show its root, walk any dial-through."""
         parsed = _parse_dialled(service_code)
         if parsed is None:
-            return None, Reply(UNKNOWN_CODE, True)
+            return None, Reply(UNKNOWN_CODE, True), "unknown_code"
         code_key, through = parsed
-        now = datetime.now(UTC)
         holder = await self._store.numbering.holder_at(code_key, ["ussd_code"], now)
         if holder is None:
-            log.info("ussd dial of an unallocated code (operator %s)", key.operator)
-            return None, Reply(UNKNOWN_CODE, True)
+            return None, Reply(UNKNOWN_CODE, True), "unknown_code"
         agency = await self._store.agencies.get(holder.agency_id)
         found = await self.menu(holder.agency_id) if agency and agency.active else None
         if agency is None or found is None:
-            return None, Reply(UNAVAILABLE, True)
+            return None, Reply(UNAVAILABLE, True), "unavailable"
         version, menu = found
         dialog = _Dialog(key, agency, menu, version)
         dialog.state = await self._enter(dialog, menu.root, {})
         log.info("ussd session started: agency %s, operator %s", agency.id, key.operator)
         # Dial-through (*4NN*1*3#) walks the options as if typed, then any inputs already sent.
         reply = await self._press_all(dialog, (*through, *history))
-        return dialog, reply
+        return dialog, reply, "started"
 
     async def _resume(self, key: SessionKey, row: SessionRow) -> _Dialog | Reply:
         agency = await self._store.agencies.get(row.agency_id) if row.agency_id else None
