@@ -212,6 +212,8 @@ async def test_repeated_request_returns_the_same_screen(node: Any, menu_up: uuid
     assert second[1].startswith("CON راهنما")
     # The operator retries "3": same screen, not option 3 of the help menu.
     assert await _ussd(client, "3") == second
+    # A late retry of an earlier step does not move the dialog back or sideways.
+    assert await _ussd(client, "") == second
     assert (await _ussd(client, "3*3"))[1] == "END tax.gov.ir"
     assert (await _ussd(client, "3*3"))[1] == "END tax.gov.ir"
     # Repeats under load from many concurrent retries still agree.

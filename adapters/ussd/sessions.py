@@ -157,6 +157,9 @@ class SessionEngine:
                 continue
             if row.ended:
                 return Reply(row.reply, True)
+            if len(history) < len(row.history) and row.history[: len(history)] == history:
+                # A retry of an earlier step arriving late: never walk the dialog backwards.
+                return Reply(row.reply, row.ended)
             dialog_or_reply = await self._resume(key, row)
             if isinstance(dialog_or_reply, Reply):
                 reply, dialog = dialog_or_reply, None
