@@ -381,3 +381,14 @@ async def test_no_number_or_input_reaches_the_logs(
     text = "\n".join(r.getMessage() for r in caplog.records)
     for secret in ("9127654321", VALID_NC, "nope-nope"):
         assert secret not in text
+
+
+async def test_viewers_may_read_but_not_upload_menus(
+    node: Any, agency: uuid.UUID, menu_up: uuid.UUID
+) -> None:
+    client, services = node
+    viewer = await services.credentials.create_admin_token(name="v", role="viewer", actor="t")
+    status, body = await _upload(client, viewer.value, agency, MENU)
+    assert (status, body["code"]) == (403, "insufficient_role")
+    resp = await client.get(f"/admin/v1/agencies/{agency}/ussd-menu", headers=auth(viewer.value))
+    assert resp.status == 200
