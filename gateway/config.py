@@ -141,6 +141,24 @@ class SmsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UssdConfig:
+    # A dialog untouched this long is over (operators drop theirs after about 180 s).
+    idle_timeout_seconds: int = 180
+    # Characters per screen, counting option numbers and paging lines (MISSION §3: one screen
+    # carries 160 octets; 72 Persian characters leaves room for the operator's own framing).
+    page_chars_ucs2: int = 72
+    page_chars_gsm7: int = 160
+    # A remote screen whose agency endpoint is slower than this shows its fallback text.
+    remote_timeout_seconds: float = 3.0
+    # Operators allowed on POST /ussd/{operator}, each "name=secret"; the caller sends the
+    # secret in the X-Payam-Ussd-Secret header. Set through PAYAM_USSD_HTTP_SECRETS in production.
+    http_secrets: tuple[str, ...] = ()
+
+    def http_secret_map(self) -> dict[str, str]:
+        return dict(entry.split("=", 1) for entry in self.http_secrets)
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorConfig:
     # Short name used in routing, metrics and receipts: mci, irancell, rightel, …
     name: str = ""
@@ -176,6 +194,7 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     numbering: NumberingConfig = field(default_factory=NumberingConfig)
     sms: SmsConfig = field(default_factory=SmsConfig)
+    ussd: UssdConfig = field(default_factory=UssdConfig)
     # [[operators]] tables in the file, or PAYAM_OPERATORS as a JSON array of objects.
     operators: tuple[OperatorConfig, ...] = ()
 
@@ -315,6 +334,19 @@ def _validate(cfg: Config) -> None:
     positive("sms.claim_batch", sms.claim_batch)
     positive("sms.lease_seconds", sms.lease_seconds)
     positive("sms.callback_timeout_seconds", sms.callback_timeout_seconds)
+    u = cfg.ussd
+    positive("ussd.idle_timeout_seconds", u.idle_timeout_seconds)
+    if not 20 <= u.page_chars_ucs2 <= 80:
+        raise ConfigError("ussd.page_chars_ucs2", "one USSD screen holds 20..80 UCS2 characters")
+    if not 20 <= u.page_chars_gsm7 <= 182:
+        raise ConfigError("ussd.page_chars_gsm7", "one USSD screen holds 20..182 GSM7 characters")
+    positive("ussd.remote_timeout_seconds", u.remote_timeout_seconds)
+    for entry in u.http_secrets:
+        name, _, secret = entry.partition("=")
+        if not name.isidentifier() or len(secret) < 16:
+            raise ConfigError(
+                "ussd.http_secrets", "each entry is operator=secret, the secret 16+ characters"
+            )
 
 
 def _operators(raw: Any, env: Mapping[str, str]) -> tuple[OperatorConfig, ...]:

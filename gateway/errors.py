@@ -157,6 +157,13 @@ CATALOGUE: dict[str, ErrorKind] = {
     "batch_too_large": ErrorKind(
         413, "Too many recipients in one batch", "تعداد گیرندگان بیش از حد است"
     ),
+    # USSD
+    "invalid_ussd_menu": ErrorKind(
+        422, "The USSD menu definition is invalid; see errors", "تعریف منوی USSD نادرست است"
+    ),
+    "ussd_unauthorised": ErrorKind(
+        401, "Unknown USSD operator or wrong shared secret", "اپراتور USSD یا رمز مشترک نادرست است"
+    ),
     "mask_empty": ErrorKind(422, "The mask is empty", "نام فرستنده خالی است"),
     "mask_too_long": ErrorKind(422, "The mask is too long", "نام فرستنده بیش از حد بلند است"),
     "mask_invalid_character": ErrorKind(

@@ -99,3 +99,16 @@ CALLBACKS = Counter(
 REPLIES = Counter(
     "payam_sms_replies_total", "Citizens' messages received, by outcome.", ["outcome"]
 )
+
+# -- USSD --------------------------------------------------------------------------------------
+USSD_SESSIONS = Counter(
+    "payam_ussd_sessions_total",
+    "USSD dialogs by how they started or ended (started, unknown_code, unavailable, completed, "
+    "timed_out, menu_changed), per operator.",
+    ["operator", "outcome"],
+)
+USSD_REMOTE = Counter(
+    "payam_ussd_remote_calls_total",
+    "Calls to agencies' remote-screen endpoints, by outcome (ok, timeout, http_5xx, …).",
+    ["outcome"],
+)

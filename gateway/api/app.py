@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from adapters.ussd import http_front as ussd_http
 from gateway.api import (
     admin_agencies,
     admin_numbering,
     admin_routing,
+    admin_ussd,
     batches,
     health,
     me,
@@ -68,6 +70,8 @@ def build_app(services: Services) -> web.Application:
         admin_agencies,
         admin_numbering,
         admin_routing,
+        admin_ussd,
+        ussd_http,
         openapi,
     ):
         module.register(app)

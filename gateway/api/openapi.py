@@ -153,9 +153,10 @@ def _schemas() -> dict[str, Any]:
                 "detail_fa": STR,
                 "instance": STR,
                 "code": {"enum": sorted(CATALOGUE)},
+                "screen": {**STR, "description": "invalid_ussd_menu: the first screen at fault"},
                 "errors": {
                     "type": "array",
-                    "items": _obj({"field": STR, "code": STR, "message": STR}),
+                    "items": _obj({"field": STR, "screen": STR, "code": STR, "message": STR}),
                 },
             },
         },
@@ -371,6 +372,47 @@ def _schemas() -> dict[str, Any]:
                 "received_at": TIME,
             },
         },
+        "UssdMenuDefinition": {
+            "type": "object",
+            "description": "root screen id and screens by id; kinds menu, input, message, "
+            "remote (docs/USSD.md)",
+            "required": ["root", "screens"],
+            "properties": {
+                "root": STR,
+                "screens": {
+                    "type": "object",
+                    "additionalProperties": _obj(
+                        {
+                            "kind": {"enum": ["menu", "input", "message", "remote"]},
+                            "text": STR,
+                            "options": {
+                                "type": "array",
+                                "items": _obj({"label": STR, "next": STR}, ["label", "next"]),
+                            },
+                            "next": STR,
+                            "validate": {"enum": ["digits", "national_code", "text"]},
+                            "min_length": INT,
+                            "max_length": INT,
+                            "error": STR,
+                            "url": STR,
+                            "fallback": STR,
+                            "send_msisdn": {"type": "boolean"},
+                        },
+                        ["kind"],
+                    ),
+                },
+            },
+            "additionalProperties": False,
+        },
+        "UssdMenu": _obj(
+            {
+                "agency_id": UUID,
+                "version": INT,
+                "updated_by": STR,
+                "updated_at": TIME,
+                "menu": _ref("UssdMenuDefinition"),
+            }
+        ),
         "Me": _obj(
             {
                 "agency": _obj(
@@ -544,6 +586,58 @@ def spec() -> dict[str, Any]:
                 params=[AGENCY_ID, _query("include_released", {"type": "boolean"})],
                 errors=ADMIN_R,
             ),
+        },
+        "/admin/v1/agencies/{agency_id}/ussd-menu": {
+            "put": _op(
+                "Upload the agency's USSD menu (validated; errors name the screen)",
+                _ok("stored", _ref("UssdMenu")),
+                security="adminToken",
+                params=[AGENCY_ID],
+                body=_body(_ref("UssdMenuDefinition")),
+                errors=ADMIN_W,
+            ),
+            "get": _op(
+                "The agency's USSD menu as last uploaded",
+                _ok("menu", _ref("UssdMenu")),
+                security="adminToken",
+                params=[AGENCY_ID],
+                errors=ADMIN_R,
+            ),
+        },
+        "/ussd/{operator}": {
+            "post": {
+                "summary": "HTTP operator front: one step of a USSD dialog (docs/USSD.md)",
+                "security": [{"ussdSecret": []}],
+                "parameters": [_path_param("operator", STR)],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "sessionId": {**STR, "maxLength": 128},
+                                    "serviceCode": {**STR, "maxLength": 64, "examples": ["*412#"]},
+                                    "phoneNumber": {**STR, "maxLength": 32},
+                                    "text": {
+                                        **STR,
+                                        "maxLength": 1024,
+                                        "description": "inputs so far joined by *",
+                                    },
+                                },
+                                "required": ["sessionId", "serviceCode", "phoneNumber"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "`CON <screen>` (wait for input) or `END <screen>`",
+                        "content": {"text/plain": {"schema": STR}},
+                    },
+                    **_problems(401, 413, 415, 422),
+                },
+            }
         },
         "/admin/v1/numbers/{allocation_id}/release": {
             "post": _op(
@@ -721,6 +815,12 @@ def spec() -> dict[str, Any]:
             "schemas": _schemas(),
             "securitySchemes": {
                 "agencyJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "ussdSecret": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Payam-Ussd-Secret",
+                    "description": "per-operator shared secret (ussd.http_secrets)",
+                },
                 "adminToken": {
                     "type": "http",
                     "scheme": "bearer",

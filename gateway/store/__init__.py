@@ -21,6 +21,7 @@ from gateway.store.numbering import NumberingStore
 from gateway.store.queue import QueueStore
 from gateway.store.receipts import ReceiptStore
 from gateway.store.replies import ReplyStore
+from gateway.store.ussd import UssdStore
 
 
 class Store:
@@ -36,6 +37,7 @@ class Store:
         self.receipts = ReceiptStore(self.db)
         self.replies = ReplyStore(self.db)
         self.callbacks = CallbackStore(self.db)
+        self.ussd = UssdStore(self.db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:
