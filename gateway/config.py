@@ -153,6 +153,13 @@ class UssdConfig:
     # Operators allowed on POST /ussd/{operator}, each "name=secret"; the caller sends the
     # secret in the X-Payam-Ussd-Secret header. Set through PAYAM_USSD_HTTP_SECRETS in production.
     http_secrets: tuple[str, ...] = ()
+    # SMPP USSD codec per operator, each "name=codec" (adapters/ussd/codec.py: "standard" is
+    # SMPP 3.4 ussd_service_op + its_session_info; "vendor_session_tag" keeps the session number
+    # in vendor TLV 0x1403). Operators not listed use "standard".
+    smpp_codecs: tuple[str, ...] = ()
+
+    def smpp_codec_map(self) -> dict[str, str]:
+        return dict(entry.split("=", 1) for entry in self.smpp_codecs)
 
     def http_secret_map(self) -> dict[str, str]:
         return dict(entry.split("=", 1) for entry in self.http_secrets)
@@ -346,6 +353,12 @@ def _validate(cfg: Config) -> None:
         if not name.isidentifier() or len(secret) < 16:
             raise ConfigError(
                 "ussd.http_secrets", "each entry is operator=secret, the secret 16+ characters"
+            )
+    for entry in u.smpp_codecs:
+        name, _, codec = entry.partition("=")
+        if not name.isidentifier() or codec not in ("standard", "vendor_session_tag"):
+            raise ConfigError(
+                "ussd.smpp_codecs", "each entry is operator=codec (standard, vendor_session_tag)"
             )
 
 

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from adapters.sms.esme import BindSettings, OperatorClient, OperatorSettings
+from adapters.sms.esme import BindSettings, Deliver, OperatorClient, OperatorSettings
+from adapters.ussd.http_front import ENGINE
+from adapters.ussd.sessions import SessionEngine
+from adapters.ussd.smpp_front import SmppUssdFront, is_ussd
 from gateway.callbacks import CallbackWorker
 from gateway.config import OperatorConfig
 from gateway.dispatch import Dispatcher, lane_name
@@ -45,6 +48,8 @@ def operator_settings(op: OperatorConfig) -> OperatorSettings:
 @dataclass
 class SmsRuntime:
     services: Services
+    # The USSD session engine of the app (adapters/ussd/http_front.py); None = no SMPP USSD.
+    ussd_engine: SessionEngine | None = None
     clients: dict[str, OperatorClient] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -53,11 +58,23 @@ class SmsRuntime:
         self.replies = ReplyService(svc.store, svc.config.sms)
         self.tracker = Tracker(svc.store, svc.config, on_inbound=self.replies.on_inbound)
         for op in svc.config.operators:
-            self.clients[op.name] = OperatorClient(operator_settings(op), self.tracker.on_deliver)
+            self.clients[op.name] = OperatorClient(operator_settings(op), self._on_deliver)
+        self.ussd: SmppUssdFront | None = None
+        if self.ussd_engine is not None:
+            codecs = svc.config.ussd.smpp_codec_map()
+            self.ussd = SmppUssdFront(self.ussd_engine, self.clients, codecs)
         self.dispatcher = Dispatcher(
             svc.store, svc.config, svc.router, self.clients, on_submitted=self.tracker.wake
         )
         self.callbacks = CallbackWorker(svc.store, svc.agencies, svc.config.sms)
+
+    async def _on_deliver(self, d: Deliver) -> None:
+        """deliver_sm carrying ussd_service_op go to the USSD front, the rest to receipts and
+        replies."""
+        if self.ussd is not None and is_ussd(d):
+            await self.ussd.on_deliver(d)
+        else:
+            await self.tracker.on_deliver(d)
 
     async def start(self) -> None:
         for client in self.clients.values():
@@ -108,7 +125,7 @@ def sms_context(
     services: Services,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        runtime = SmsRuntime(services)
+        runtime = SmsRuntime(services, ussd_engine=app.get(ENGINE))
         await runtime.start()
         yield
         await runtime.stop()

@@ -129,6 +129,9 @@ class Deliver:
     message_payload: bytes | None
     operator: str
     bind: str
+    # Vendor-specific TLVs (tags 0x1400..0x3FFF, SMPP 3.4 §3.2.1.1) by tag, for per-operator
+    # USSD codecs that keep the session number there.
+    vendor_tlvs: Mapping[int, bytes] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def header_only(command: int, status: int, sequence: int) -> bytes:
@@ -213,6 +216,7 @@ def decode_deliver(frame: bytes, operator: str, bind: str) -> Deliver:
         message_payload=tlvs.get(0x0424),
         operator=operator,
         bind=bind,
+        vendor_tlvs=MappingProxyType({t: v for t, v in tlvs.items() if 0x1400 <= t <= 0x3FFF}),
     )
 
 

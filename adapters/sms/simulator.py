@@ -27,6 +27,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from adapters.sms import pdu
+from adapters.sms.simulator_ussd import UssdPhones
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,7 @@ class SmscSimulator:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
+        self.ussd = UssdPhones(self)
 
     @property
     def bound(self) -> int:
@@ -355,7 +357,11 @@ class SmscSimulator:
             number = self._next_id
             self._next_id += 1
             message_id = format(number, "x") if s.id_format == "hex" else str(number)
-            text = self._record(p, message_id)
+            if getattr(p, "ussd_service_op", None) is not None:  # a USSD screen, not an SMS
+                self.ussd.record(p)
+                text = ""
+            else:
+                text = self._record(p, message_id)
             stat = self.rng.choices(list(s.outcomes), weights=list(s.outcomes.values()))[0]
             wanted = p.registered_delivery & 0x03  # SMPP 3.4 §5.2.17
             if wanted == 1 or (wanted == 2 and stat != "DELIVRD"):
@@ -547,6 +553,7 @@ class SmscSimulator:
         app.router.add_get("/messages", self._http_messages)
         app.router.add_post("/faults", self._http_faults)
         app.router.add_get("/stats", self._http_stats)
+        app.router.add_get("/ussd/screens", self._http_ussd_screens)
         return app
 
     async def _http_mo(self, request: web.Request) -> web.Response:
@@ -577,6 +584,11 @@ class SmscSimulator:
         for key, value in body.items():
             setattr(self.settings, key, float(value) if float in _RUNTIME[key] else value)
         return web.json_response({k: getattr(self.settings, k) for k in _RUNTIME})
+
+    async def _http_ussd_screens(self, request: web.Request) -> web.Response:
+        """GET /ussd/screens?phone=…: the USSD screens sent to phones (answer with POST /mo and
+        ussd_service_op 18 with the screen's its_session_info)."""
+        return web.json_response(self.ussd.as_json(request.query.get("phone")))
 
     async def _http_stats(self, request: web.Request) -> web.Response:
         stats = {n: getattr(self, n) for n in _STATS}

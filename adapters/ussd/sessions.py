@@ -102,6 +102,10 @@ class SessionEngine:
         self._menus: dict[uuid.UUID, tuple[int, Menu]] = {}
 
     @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
     def limits(self) -> Limits:
         return self._limits
 
