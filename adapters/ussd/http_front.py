@@ -9,8 +9,6 @@ prove who they are with the per-operator secret of ``ussd.http_secrets`` in the
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator
@@ -22,7 +20,7 @@ from aiohttp import web
 from adapters.ussd.menus import Limits
 from adapters.ussd.remote import RemoteCaller
 from adapters.ussd.sessions import Reply, SessionEngine
-from gateway.api.http import SERVICES
+from gateway.api.http import SERVICES, periodic
 from gateway.errors import Problem
 from gateway.recipients import normalize_msisdn
 from gateway.store.ussd import SessionKey
@@ -53,20 +51,12 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         app[ENGINE] = engine
 
         async def purge() -> None:
-            while True:
-                await asyncio.sleep(_PURGE_INTERVAL)
-                # Kept twice the timeout so a late operator retry still gets its reply.
-                before = datetime.now(UTC) - timedelta(seconds=2 * cfg.idle_timeout_seconds)
-                try:
-                    await svc.store.ussd.purge_idle(before)
-                except Exception:
-                    log.exception("purging idle USSD sessions failed")
+            # Kept twice the timeout so a late operator retry still gets its reply.
+            before = datetime.now(UTC) - timedelta(seconds=2 * cfg.idle_timeout_seconds)
+            await svc.store.ussd.purge_idle(before)
 
-        task = asyncio.create_task(purge())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async with periodic(_PURGE_INTERVAL, purge, "purging idle USSD sessions"):
+            yield
 
 
 def _authenticate(request: web.Request, operator: str) -> None:

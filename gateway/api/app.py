@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -21,7 +19,7 @@ from gateway.api import (
     messages,
     openapi,
 )
-from gateway.api.http import DRAINING, SERVICES, problem_middleware
+from gateway.api.http import DRAINING, SERVICES, periodic, problem_middleware
 from gateway.services import Services
 
 log = logging.getLogger(__name__)
@@ -31,20 +29,10 @@ _PURGE_INTERVAL = 60.0
 
 async def _purge_seen_tokens(app: web.Application) -> AsyncIterator[None]:
     """Background: forget JWT ids once their tokens could no longer pass the iat window."""
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(_PURGE_INTERVAL)
-            try:
-                await app[SERVICES].auth.purge_seen_tokens()
-            except Exception:
-                log.exception("purging seen token ids failed")
-
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with periodic(
+        _PURGE_INTERVAL, app[SERVICES].auth.purge_seen_tokens, "purging seen token ids"
+    ):
+        yield
 
 
 async def _start_draining(app: web.Application) -> None:

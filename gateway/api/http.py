@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -22,6 +24,30 @@ SERVICES = web.AppKey("services", Services)
 DRAINING = web.AppKey("draining", list[bool])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def periodic(
+    interval: float, job: Callable[[], Awaitable[object]], what: str
+) -> AsyncIterator[None]:
+    """Run ``job`` every ``interval`` seconds while the block runs (an app's cleanup context);
+    a failing run is logged and the next one goes ahead."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await job()
+            except Exception:
+                log.exception("%s failed", what)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def services(request: web.Request) -> Services:
