@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from adapters.ussd import http_front as ussd_http
+from gateway import ops_metrics
 from gateway.api import (
     admin_agencies,
     admin_numbering,
+    admin_operations,
+    admin_reports,
     admin_routing,
     admin_ussd,
     batches,
@@ -31,6 +34,22 @@ async def _purge_seen_tokens(app: web.Application) -> AsyncIterator[None]:
     """Background: forget JWT ids once their tokens could no longer pass the iat window."""
     async with periodic(
         _PURGE_INTERVAL, app[SERVICES].auth.purge_seen_tokens, "purging seen token ids"
+    ):
+        yield
+
+
+async def _operations(app: web.Application) -> AsyncIterator[None]:
+    """Background: re-read the operations flags and sample the operators' gauges (issue 8)."""
+    services = app[SERVICES]
+    ops_metrics.set_static(services)
+    await services.ops.state.refresh()
+    async with (
+        periodic(services.config.ops.refresh_seconds, services.ops.state.refresh, "ops flags"),
+        periodic(
+            services.config.ops.sample_seconds,
+            lambda: ops_metrics.sample(services),
+            "sampling operations metrics",
+        ),
     ):
         yield
 
@@ -57,6 +76,8 @@ def build_app(services: Services) -> web.Application:
         batches,
         admin_agencies,
         admin_numbering,
+        admin_operations,
+        admin_reports,
         admin_routing,
         admin_ussd,
         ussd_http,
@@ -64,5 +85,6 @@ def build_app(services: Services) -> web.Application:
     ):
         module.register(app)
     app.cleanup_ctx.append(_purge_seen_tokens)
+    app.cleanup_ctx.append(_operations)
     app.on_shutdown.append(_start_draining)
     return app

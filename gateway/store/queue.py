@@ -136,7 +136,9 @@ class QueueStore:
                 "queue_retry",
                 """WITH t AS (SELECT * FROM unnest($1::uuid[], $2::float8[], $3::text[],
                                                    $4::bool[]) AS t(i, d, c, a)),
-                   q AS (UPDATE queue SET leased_until = '-infinity',
+                   q AS (UPDATE queue SET leased_until = CASE
+                                WHEN leased_until = 'infinity' THEN leased_until
+                                ELSE '-infinity' END,
                             vt = now() + make_interval(secs => t.d)
                          FROM t WHERE message_id = t.i)
                    UPDATE messages SET attempts = attempts + (CASE WHEN t.a THEN 1 ELSE 0 END),

@@ -1,0 +1,213 @@
+"""Administrators' controls over the running platform (issue 8), each one audited:
+
+* pause / resume an operator: its submits wait (link error, attempts not used up) until resumed;
+* crisis mode: the non-crisis lanes together get ``ops.crisis_share`` of the operators' contract
+  capacity, so crisis traffic has the rest (the Council's goal "reach people fast in a crisis");
+* cancel or re-send an agency's batch.
+
+Agency suspension lives in gateway/agencies.py (it also holds the agency's queue here).
+The flags are stored in ``ops_flags`` and every node re-reads them each ``ops.refresh_seconds``
+(``OpsState.refresh``); the node that took the action applies it at once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from adapters.sms.errors import SendError
+from adapters.sms.esme import Submit, SubmitResult
+from gateway.config import Config
+from gateway.errors import Problem
+from gateway.metrics import ADMIN_OPERATIONS, CRISIS_MODE, OPERATOR_PAUSED
+from gateway.store import Store
+from gateway.tariffs import load_tariffs
+
+# A paused operator answers every submit with this: retryable, and (gateway/dispatch.py) a
+# link-level error, so waiting messages do not use up their attempts while it is paused.
+OPERATOR_PAUSED_ERROR = SendError("OPERATOR_PAUSED", retryable=True)
+CRISIS_FLAG = "crisis"
+
+
+def operator_flag(name: str) -> str:
+    return f"operator:{name}"
+
+
+class CrisisBudget:
+    """Token bucket for the non-crisis lanes' claims while crisis mode is on: ``rate``
+    messages per second, at most one second's worth banked."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = rate
+        self._at = time.monotonic()
+
+    def take(self, want: int) -> int:
+        now = time.monotonic()
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        granted = min(want, int(self._tokens))
+        self._tokens -= granted
+        return granted
+
+    def refund(self, n: int) -> None:
+        self._tokens = min(self.rate, self._tokens + n)
+
+
+class OpsState:
+    """This node's view of the operations flags."""
+
+    def __init__(self, store: Store, config: Config) -> None:
+        self._store = store
+        self.operators = tuple(o.name for o in config.operators)
+        self.paused: frozenset[str] = frozenset()
+        self.crisis = False
+        capacity = sum(o.tps for o in config.operators if o.tps > 0)
+        self.crisis_rate = config.ops.crisis_share * (capacity or config.ops.crisis_capacity_tps)
+        self._budget = CrisisBudget(self.crisis_rate)
+
+    def apply(self, flags: Mapping[str, dict[str, Any]]) -> None:
+        self.paused = frozenset(
+            name for name in self.operators if flags.get(operator_flag(name), {}).get("paused")
+        )
+        crisis = bool(flags.get(CRISIS_FLAG, {}).get("on"))
+        if crisis and not self.crisis:
+            self._budget = CrisisBudget(self.crisis_rate)
+        self.crisis = crisis
+        CRISIS_MODE.set(1 if crisis else 0)
+        for name in self.operators:
+            OPERATOR_PAUSED.labels(name).set(1 if name in self.paused else 0)
+
+    async def refresh(self) -> None:
+        self.apply(await self._store.operations.flags())
+
+    def lane_budget(self, lane: int, want: int) -> int:
+        """How many of ``want`` messages a non-crisis lane may claim now (all, outside crisis
+        mode). The crisis lane is never limited."""
+        if lane == 0 or not self.crisis:
+            return want
+        return self._budget.take(want)
+
+    def lane_refund(self, lane: int, unused: int) -> None:
+        if lane != 0 and self.crisis and unused > 0:
+            self._budget.refund(unused)
+
+
+class GuardedLink:
+    """An operator link that refuses submits while the operator is paused."""
+
+    def __init__(self, name: str, link: Any, state: OpsState) -> None:
+        self._name = name
+        self._link = link
+        self._state = state
+
+    async def submit(self, s: Submit) -> SubmitResult:
+        if self._name in self._state.paused:
+            return SubmitResult(False, "", OPERATOR_PAUSED_ERROR, "")
+        result: SubmitResult = await self._link.submit(s)
+        return result
+
+
+def guarded_links(links: Mapping[str, Any], state: OpsState) -> dict[str, GuardedLink]:
+    return {name: GuardedLink(name, link, state) for name, link in links.items()}
+
+
+class OperationsService:
+    def __init__(self, store: Store, config: Config, state: OpsState) -> None:
+        self._store = store
+        self._cfg = config
+        self.state = state
+        # Read once at start: a broken tariff file fails the start, naming the key.
+        self.tariffs = load_tariffs(config.ops.tariffs_file)
+
+    async def _set(
+        self, flag: str, value: dict[str, Any], *, action: str, target: str, actor: str, addr: str
+    ) -> None:
+        async with self._store.transaction() as tx:
+            await tx.operations.set_flag(flag, value, actor)
+            await tx.audit.record(
+                actor=actor,
+                action=action,
+                target=target,
+                outcome="ok",
+                client_addr=addr,
+                detail=value,
+            )
+            flags = await tx.operations.flags()
+        self.state.apply(flags)
+        ADMIN_OPERATIONS.labels(action, "ok").inc()
+
+    async def set_operator_paused(
+        self, operator: str, paused: bool, reason: str, *, actor: str, addr: str
+    ) -> None:
+        if operator not in self.state.operators:
+            raise Problem("not_found", f"no operator {operator!r} is configured")
+        await self._set(
+            operator_flag(operator),
+            {"paused": paused, "reason": reason},
+            action="operator.pause" if paused else "operator.resume",
+            target=operator,
+            actor=actor,
+            addr=addr,
+        )
+
+    async def set_crisis(self, on: bool, reason: str, *, actor: str, addr: str) -> None:
+        await self._set(
+            CRISIS_FLAG,
+            {"on": on, "reason": reason},
+            action="crisis.on" if on else "crisis.off",
+            target="platform",
+            actor=actor,
+            addr=addr,
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "crisis": {
+                "on": self.state.crisis,
+                "non_crisis_rate_per_second": round(self.state.crisis_rate, 3),
+            },
+            "operators": [
+                {"name": name, "paused": name in self.state.paused} for name in self.state.operators
+            ],
+        }
+
+    async def cancel_batch(self, batch_id: uuid.UUID, reason: str, *, actor: str, addr: str) -> int:
+        async with self._store.transaction() as tx:
+            batch = await tx.operations.batch(batch_id)
+            if batch is None:
+                raise Problem("not_found", f"batch {batch_id}")
+            n = await tx.messages.cancel_batch(batch.agency_id, batch_id)
+            await tx.audit.record(
+                actor=actor,
+                action="batch.cancel",
+                target=str(batch_id),
+                outcome="ok",
+                client_addr=addr,
+                detail={"agency_id": str(batch.agency_id), "cancelled": n, "reason": reason},
+            )
+        ADMIN_OPERATIONS.labels("batch.cancel", "ok").inc()
+        return n
+
+    async def resend_batch(self, batch_id: uuid.UUID, reason: str, *, actor: str, addr: str) -> int:
+        valid_until = datetime.now(UTC) + timedelta(hours=self._cfg.sms.default_validity_hours)
+        async with self._store.transaction() as tx:
+            batch = await tx.operations.batch(batch_id)
+            if batch is None:
+                raise Problem("not_found", f"batch {batch_id}")
+            if batch.cancelled_at is not None:
+                raise Problem("batch_cancelled", f"batch {batch_id} was cancelled")
+            n = await tx.operations.resend_batch(batch_id, valid_until)
+            await tx.audit.record(
+                actor=actor,
+                action="batch.resend",
+                target=str(batch_id),
+                outcome="ok",
+                client_addr=addr,
+                detail={"agency_id": str(batch.agency_id), "requeued": n, "reason": reason},
+            )
+        ADMIN_OPERATIONS.labels("batch.resend", "ok").inc()
+        return n
