@@ -19,10 +19,15 @@ from gateway.metrics import (
     AGENCY_SLA_LATENCY,
     AGENCY_SLA_RATIO,
     AGENCY_SUSPENDED,
+    CALLBACKS,
     DATABASE_UP,
     OPT_OUTS,
+    RECEIPTS_UNMATCHED,
     SMPP_BINDS_CONFIGURED,
+    SMPP_THROTTLED,
     SMPP_TPS_LIMIT,
+    USSD_REMOTE,
+    USSD_SESSIONS,
 )
 from gateway.sending import tehran_day
 from gateway.services import Services
@@ -30,13 +35,27 @@ from gateway.services import Services
 log = logging.getLogger(__name__)
 
 _QUANTILES = ("0.5", "0.95", "0.99")
+# The outcome labels gateway/callbacks.py and adapters/ussd/ write.
+_CALLBACK_OUTCOMES = ("delivered", "retried", "refused", "expired")
+_USSD_OUTCOMES = ("started", "unknown_code", "unavailable", "completed", "timed_out")
+_REMOTE_OUTCOMES = ("ok", "timeout", "error", "bad_answer")
 
 
 def set_static(services: Services) -> None:
-    """What the configuration says: binds and contract TPS per operator."""
+    """What the configuration says (binds and contract TPS per operator), and every known
+    label set of the counters the alert rules divide, created at 0: a counter that has never
+    moved has no series, and rate() over a missing series is no answer rather than 0."""
     for op in services.config.operators:
         SMPP_BINDS_CONFIGURED.labels(op.name).set(op.binds)
         SMPP_TPS_LIMIT.labels(op.name).set(op.tps)
+        SMPP_THROTTLED.labels(op.name)
+        for outcome in _USSD_OUTCOMES:
+            USSD_SESSIONS.labels(op.name, outcome)
+    RECEIPTS_UNMATCHED.labels("all")
+    for outcome in _CALLBACK_OUTCOMES:
+        CALLBACKS.labels(outcome)
+    for outcome in _REMOTE_OUTCOMES:
+        USSD_REMOTE.labels(outcome)
 
 
 async def sample(services: Services) -> None:
