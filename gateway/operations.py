@@ -1,6 +1,8 @@
 """Administrators' controls over the running platform (issue 8), each one audited:
 
 * pause / resume an operator: its submits wait (link error, attempts not used up) until resumed;
+* drain / undrain one bind of an operator: no new submits on it, in-flight ones answered, then
+  unbind until undrained (every node drains its own session of that bind);
 * crisis mode: the non-crisis lanes together get ``ops.crisis_share`` of the operators' contract
   capacity, so crisis traffic has the rest (the Council's goal "reach people fast in a crisis");
 * cancel or re-send an agency's batch.
@@ -12,6 +14,7 @@ The flags are stored in ``ops_flags`` and every node re-reads them each ``ops.re
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Mapping
@@ -68,11 +71,38 @@ class OpsState:
         capacity = sum(o.tps for o in config.operators if o.tps > 0)
         self.crisis_rate = config.ops.crisis_share * (capacity or config.ops.crisis_capacity_tps)
         self._budget = CrisisBudget(self.crisis_rate)
+        self.binds = {o.name: o.binds for o in config.operators}
+        # This node's SMPP clients (adapters/sms/esme.OperatorClient), set by gateway/runtime.py;
+        # drained binds are applied to them.
+        self.clients: Mapping[str, Any] = {}
+        self.drained: dict[str, frozenset[int]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._flags: dict[str, dict[str, Any]] = {}
+
+    def attach(self, clients: Mapping[str, Any]) -> None:
+        """This node's SMPP clients: binds drained before they existed are drained now."""
+        self.clients = clients
+        self.drained = {}
+        self.apply(self._flags)
 
     def apply(self, flags: Mapping[str, dict[str, Any]]) -> None:
+        self._flags = dict(flags)
         self.paused = frozenset(
             name for name in self.operators if flags.get(operator_flag(name), {}).get("paused")
         )
+        for name in self.operators:
+            want = frozenset(flags.get(operator_flag(name), {}).get("drained_binds", []))
+            have = self.drained.get(name, frozenset())
+            self.drained[name] = want
+            client = self.clients.get(name)
+            if client is None or want == have:
+                continue
+            for index in sorted(have - want):
+                client.undrain(index)
+            for index in sorted(want - have):
+                task = asyncio.get_running_loop().create_task(client.drain(index))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         crisis = bool(flags.get(CRISIS_FLAG, {}).get("on"))
         if crisis and not self.crisis:
             self._budget = CrisisBudget(self.crisis_rate)
@@ -140,16 +170,38 @@ class OperationsService:
         self.state.apply(flags)
         ADMIN_OPERATIONS.labels(action, "ok").inc()
 
+    async def _operator_flag(self, operator: str) -> dict[str, Any]:
+        if operator not in self.state.operators:
+            raise Problem("not_found", f"no operator {operator!r} is configured")
+        flags = await self._store.operations.flags()
+        return dict(flags.get(operator_flag(operator), {}))
+
     async def set_operator_paused(
         self, operator: str, paused: bool, reason: str, *, actor: str, addr: str
     ) -> None:
-        if operator not in self.state.operators:
-            raise Problem("not_found", f"no operator {operator!r} is configured")
+        value = await self._operator_flag(operator)
         await self._set(
             operator_flag(operator),
-            {"paused": paused, "reason": reason},
+            {**value, "paused": paused, "reason": reason},
             action="operator.pause" if paused else "operator.resume",
             target=operator,
+            actor=actor,
+            addr=addr,
+        )
+
+    async def set_bind_drained(
+        self, operator: str, index: int, drained: bool, reason: str, *, actor: str, addr: str
+    ) -> None:
+        value = await self._operator_flag(operator)
+        if not 0 <= index < self.state.binds[operator]:
+            raise Problem("not_found", f"operator {operator} has no bind {index}")
+        binds = set(value.get("drained_binds", []))
+        binds = binds | {index} if drained else binds - {index}
+        await self._set(
+            operator_flag(operator),
+            {**value, "drained_binds": sorted(binds), "reason": reason},
+            action="bind.drain" if drained else "bind.undrain",
+            target=f"{operator}:{index}",
             actor=actor,
             addr=addr,
         )
@@ -171,7 +223,13 @@ class OperationsService:
                 "non_crisis_rate_per_second": round(self.state.crisis_rate, 3),
             },
             "operators": [
-                {"name": name, "paused": name in self.state.paused} for name in self.state.operators
+                {
+                    "name": name,
+                    "paused": name in self.state.paused,
+                    "binds": self.state.binds[name],
+                    "drained_binds": sorted(self.state.drained.get(name, ())),
+                }
+                for name in self.state.operators
             ],
         }
 

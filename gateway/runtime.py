@@ -71,6 +71,7 @@ class SmsRuntime:
             svc.store, svc.config, svc.router, links, on_submitted=self.tracker.wake
         )
         self.dispatcher.budget = svc.ops.state
+        svc.ops.state.attach(self.clients)
         self.callbacks = CallbackWorker(svc.store, svc.agencies, svc.config.sms)
 
     async def _on_deliver(self, d: Deliver) -> None:

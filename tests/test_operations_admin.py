@@ -32,7 +32,7 @@ async def node(config: Config, pool: asyncpg.Pool, sealer: Sealer, aiohttp_clien
     async def make(**sim_opts: Any) -> Node:
         sim = await start_sim(**sim_opts)
         sims.append(sim)
-        cfg = sms_config(config, sim.port, tps=20.0)
+        cfg = sms_config(config, sim.port, tps=20.0, binds=2)
         cfg = replace(cfg, ops=replace(cfg.ops, crisis_share=0.25, refresh_seconds=0.2))
         services, client = await gateway(cfg, Store(pool), sealer, aiohttp_client)
         issued = await services.credentials.create_admin_token(name="ops", role="admin", actor="t")
@@ -67,7 +67,7 @@ async def test_pause_and_resume_operator(node: Any) -> None:
         client, admin, "/admin/v1/operators/mci/pause", {"reason": "SMSC maintenance"}
     )
     assert status == 200
-    assert body["operators"] == [{"name": "mci", "paused": True}]
+    assert body["operators"][0]["paused"] is True
     for i in range(5):
         assert (await a.send({"to": f"+98912000100{i}", "text": "x"}))[0] == 202
 
@@ -85,7 +85,7 @@ async def test_pause_and_resume_operator(node: Any) -> None:
     assert (await statuses(services)) == {"queued": 5}
 
     status, body = await _post(client, admin, "/admin/v1/operators/mci/resume")
-    assert (status, body["operators"]) == (200, [{"name": "mci", "paused": False}])
+    assert (status, body["operators"][0]["paused"]) == (200, False)
     await wait_for(lambda: _is(services, {"delivered": 5}))
     assert len(sim.received) == 5
 
@@ -247,4 +247,46 @@ async def test_viewer_token_cannot_operate(node: Any) -> None:
     assert status == 403
     resp = await client.get("/admin/v1/operations", headers=auth(viewer.value))
     assert resp.status == 200
-    assert (await resp.json())["operators"] == [{"name": "mci", "paused": False}]
+    assert (await resp.json())["operators"] == [
+        {"name": "mci", "paused": False, "binds": 2, "drained_binds": []}
+    ]
+
+
+async def test_drain_a_bind_gracefully_and_bind_it_again(node: Any) -> None:
+    # Slow answers, so submits are in flight on both binds when the drain starts.
+    sim, services, client, admin = await node(response_delay_seconds=0.3)
+    a = await agency(services, client)
+    smpp = services.ops.state.clients["mci"]
+    assert await smpp.wait_bound(10)
+    assert smpp.binds_up == 2
+    for i in range(10):
+        assert (await a.send({"to": f"+98912000700{i}", "text": "x"}))[0] == 202
+    await asyncio.sleep(0.2)
+    status, body = await _post(
+        client, admin, "/admin/v1/operators/mci/binds/1/drain", {"reason": "SMSC node swap"}
+    )
+    assert (status, body["operators"][0]["drained_binds"]) == (200, [1])
+
+    async def one_bind() -> bool:
+        return smpp.binds_up == 1 and sim.unbinds == 1
+
+    await wait_for(one_bind)
+    for i in range(10):
+        assert (await a.send({"to": f"+98912000800{i}", "text": "y"}))[0] == 202
+    await wait_for(lambda: _is(services, {"delivered": 20}))
+    # Nothing in flight was lost or retried because of the drain, and it stays unbound.
+    assert await services.store.pool.fetchval("SELECT max(attempts) FROM messages") == 1
+    assert await services.store.pool.fetchval("SELECT count(*) FROM message_parts") == 20
+    await asyncio.sleep(1.0)
+    assert (smpp.binds_up, sim.binds) == (1, 2)
+
+    status, body = await _post(client, admin, "/admin/v1/operators/mci/binds/1/undrain")
+    assert (status, body["operators"][0]["drained_binds"]) == (200, [])
+    assert await smpp.wait_bound(10)
+    assert sim.binds == 3
+    (entry,) = await _audit(services, "bind.drain")
+    assert (entry.target, entry.detail["reason"]) == ("mci:1", "SMSC node swap")
+    assert len(await _audit(services, "bind.undrain")) == 1
+    for path in ("/admin/v1/operators/mci/binds/5/drain", "/admin/v1/operators/mci/binds/x/drain"):
+        status, body = await _post(client, admin, path)
+        assert (status, body["code"]) == (404, "not_found")

@@ -75,6 +75,35 @@ async def resume_operator(request: web.Request) -> web.Response:
     return await _pause(request, False)
 
 
+async def _drain(request: web.Request, drained: bool) -> web.Response:
+    admin = await admin_auth(request, write=True)
+    data = parse_object(await _body(request), _REASON)
+    raw = request.match_info["bind"]
+    if not raw.isdigit():
+        raise Problem("not_found", "binds are numbered 0, 1, …")
+    ops = services(request).ops
+    await ops.set_bind_drained(
+        request.match_info["operator"],
+        int(raw),
+        drained,
+        data.get("reason", ""),
+        actor=admin.actor,
+        addr=client_addr(request),
+    )
+    return json_response(ops.status())
+
+
+async def drain_bind(request: web.Request) -> web.Response:
+    """POST /admin/v1/operators/{operator}/binds/{bind}/drain: no new submits on that bind,
+    in-flight ones answered, then unbind until undrained; the other binds carry the traffic."""
+    return await _drain(request, True)
+
+
+async def undrain_bind(request: web.Request) -> web.Response:
+    """POST /admin/v1/operators/{operator}/binds/{bind}/undrain: bind it again."""
+    return await _drain(request, False)
+
+
 async def set_crisis(request: web.Request) -> web.Response:
     """POST /admin/v1/crisis-mode {"on": bool}: non-crisis lanes limited to ops.crisis_share."""
     admin = await admin_auth(request, write=True)
@@ -136,6 +165,8 @@ def register(app: web.Application) -> None:
     r.add_get("/admin/v1/operations", get_operations)
     r.add_post("/admin/v1/operators/{operator}/pause", pause_operator)
     r.add_post("/admin/v1/operators/{operator}/resume", resume_operator)
+    r.add_post("/admin/v1/operators/{operator}/binds/{bind}/drain", drain_bind)
+    r.add_post("/admin/v1/operators/{operator}/binds/{bind}/undrain", undrain_bind)
     r.add_post("/admin/v1/crisis-mode", set_crisis)
     r.add_post("/admin/v1/batches/{batch_id}/cancel", cancel_batch)
     r.add_post("/admin/v1/batches/{batch_id}/resend", resend_batch)

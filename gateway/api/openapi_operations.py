@@ -27,11 +27,22 @@ _REASON = _body(_obj({"reason": {**STR, "maxLength": 500}}), required=False)
 _STATUS = _obj(
     {
         "crisis": _obj({"on": BOOL, "non_crisis_rate_per_second": NUM}),
-        "operators": {"type": "array", "items": _obj({"name": STR, "paused": BOOL})},
+        "operators": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "name": STR,
+                    "paused": BOOL,
+                    "binds": INT,
+                    "drained_binds": {"type": "array", "items": INT},
+                }
+            ),
+        },
     }
 )
 _BATCH_ID = _path_param("batch_id", UUID)
 _OPERATOR = _path_param("operator", STR)
+_BIND = _path_param("bind", {**INT, "minimum": 0})
 _PERIOD = _obj(
     {
         "month": STR,
@@ -118,6 +129,26 @@ def operations_paths() -> dict[str, Any]:
                 _ok("state", _STATUS),
                 security=admin,
                 params=[_OPERATOR],
+                body=_REASON,
+                errors=ADMIN_W,
+            )
+        },
+        "/admin/v1/operators/{operator}/binds/{bind}/drain": {
+            "post": _op(
+                "Drain one bind: no new submits, in-flight answered, then unbind (audited)",
+                _ok("state", _STATUS),
+                security=admin,
+                params=[_OPERATOR, _BIND],
+                body=_REASON,
+                errors=ADMIN_W,
+            )
+        },
+        "/admin/v1/operators/{operator}/binds/{bind}/undrain": {
+            "post": _op(
+                "Bind a drained bind again (audited)",
+                _ok("state", _STATUS),
+                security=admin,
+                params=[_OPERATOR, _BIND],
                 body=_REASON,
                 errors=ADMIN_W,
             )
