@@ -170,9 +170,11 @@ class OpsConfig:
     """Operators' view and controls (issue 8): metric sampling, crisis mode, SLA defaults."""
 
     # How often gateway/ops_metrics.py samples quota use, SLA latency and the database.
-    sample_seconds: float = 15.0
+    # The per-agency query reads every message finished in the window, on every node: keep the
+    # window short and the interval long on busy platforms.
+    sample_seconds: float = 30.0
     # The window (seconds) over which per-agency delivery latency and ratio are sampled.
-    sample_window_seconds: int = 3600
+    sample_window_seconds: int = 900
     # How often a node re-reads the operations flags (paused operators, crisis mode) that an
     # administrator may have set on another node.
     refresh_seconds: float = 1.0

@@ -233,6 +233,23 @@ class OperationsService:
             ],
         }
 
+    async def set_sla(
+        self, agency_id: uuid.UUID, latency_p95: float, ratio: float, *, actor: str, addr: str
+    ) -> None:
+        """The agency's SLA targets (Art 9), read by the SLA report and the SLA alerts."""
+        async with self._store.transaction() as tx:
+            if not await tx.operations.set_sla(agency_id, latency_p95, ratio):
+                raise Problem("not_found", f"agency {agency_id}")
+            await tx.audit.record(
+                actor=actor,
+                action="agency.sla",
+                target=str(agency_id),
+                outcome="ok",
+                client_addr=addr,
+                detail={"latency_p95_seconds": latency_p95, "delivery_ratio": ratio},
+            )
+        ADMIN_OPERATIONS.labels("agency.sla", "ok").inc()
+
     async def cancel_batch(self, batch_id: uuid.UUID, reason: str, *, actor: str, addr: str) -> int:
         async with self._store.transaction() as tx:
             batch = await tx.operations.batch(batch_id)

@@ -143,20 +143,13 @@ async def put_sla(request: web.Request) -> web.Response:
     admin = await admin_auth(request, write=True)
     data = parse_object(await read_json(request), _SLA)
     aid = agency_id(request)
-    svc = services(request)
-    async with svc.store.transaction() as tx:
-        if not await tx.operations.set_sla(
-            aid, data["latency_p95_seconds"], data["delivery_ratio"]
-        ):
-            raise Problem("not_found", f"agency {aid}")
-        await tx.audit.record(
-            actor=admin.actor,
-            action="agency.sla",
-            target=str(aid),
-            outcome="ok",
-            client_addr=client_addr(request),
-            detail=dict(data),
-        )
+    await services(request).ops.set_sla(
+        aid,
+        data["latency_p95_seconds"],
+        data["delivery_ratio"],
+        actor=admin.actor,
+        addr=client_addr(request),
+    )
     return json_response({"agency_id": str(aid), **data})
 
 

@@ -42,7 +42,10 @@ async def _operations(app: web.Application) -> AsyncIterator[None]:
     """Background: re-read the operations flags and sample the operators' gauges (issue 8)."""
     services = app[SERVICES]
     ops_metrics.set_static(services)
-    await services.ops.state.refresh()
+    try:
+        await services.ops.state.refresh()
+    except Exception:  # the periodic refresh below tries again
+        log.exception("reading the operations flags failed")
     async with (
         periodic(services.config.ops.refresh_seconds, services.ops.state.refresh, "ops flags"),
         periodic(
