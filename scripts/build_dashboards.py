@@ -137,7 +137,7 @@ def overview() -> dict[str, Any]:
                         f'sum(rate(payam_ussd_sessions_total{{outcome="started"}}[{RI}]))',
                         "USSD dialogs",
                     ),
-                    (f"sum(rate(payam_letters_accepted_total[{RI}]))", EBOX + "letters"),
+                    (f"sum(rate(payam_letters_total[{RI}]))", EBOX + "letters"),
                 ],
                 "reqps",
             ),
@@ -404,38 +404,55 @@ def ussd() -> dict[str, Any]:
 
 
 def ebox() -> dict[str, Any]:
+    # Issue 5 asks for: letters by state and agency, time to open, SMTP sessions and
+    # rejections, reply deliveries. The names below are this dashboard's proposal; the
+    # catch-all panel shows whatever the e-box branch exports until they are aligned.
     note = "E-box and e-mail metrics come from the e-box branch; empty until it is merged."
     return dashboard(
         "payam-ebox",
         "Payam Iran — E-box and e-mail / کارت‌پوشه و رایانامه",
         [
             ts(
-                EBOX + "Letters by outcome",
-                [(f"sum by (outcome) (rate(payam_letters_total[{RI}]))", "{{outcome}}")],
+                EBOX + "Letters by state",
+                [(f"sum by (state) (rate(payam_letters_total[{RI}]))", "{{state}}")],
                 "reqps",
                 note,
             ),
             ts(
-                EBOX + "Letters accepted",
-                [(f"sum(rate(payam_letters_accepted_total[{RI}]))", "accepted")],
+                EBOX + "Letters by agency",
+                [(f"sum by (agency) (rate(payam_letters_total[{RI}]))", "{{agency}}")],
                 "reqps",
                 note,
             ),
             ts(
-                EBOX + "Letter delivery latency p95",
-                [(q("0.95", "payam_letters_delivery_seconds", "channel"), "{{channel}}")],
+                EBOX + "Time to open (p50, p95)",
+                [
+                    (q(p, "payam_letters_open_seconds", "agency"), f"{{{{agency}}}} p{p}")
+                    for p in ("0.5", "0.95")
+                ],
                 "s",
                 note,
             ),
             ts(
-                EBOX + "SMTP messages by outcome",
-                [(f"sum by (outcome) (rate(payam_smtp_messages_total[{RI}]))", "{{outcome}}")],
+                EBOX + "Reply deliveries by outcome",
+                [
+                    (
+                        f"sum by (outcome) (rate(payam_letters_replies_total[{RI}]))",
+                        "{{outcome}}",
+                    )
+                ],
                 "reqps",
                 note,
             ),
             ts(
-                EBOX + "SMTP sessions",
-                [(f"sum(rate(payam_smtp_sessions_total[{RI}]))", "sessions")],
+                EBOX + "SMTP sessions and rejections",
+                [
+                    (f"sum(rate(payam_smtp_sessions_total[{RI}]))", "sessions"),
+                    (
+                        f"sum by (reason) (rate(payam_smtp_rejections_total[{RI}]))",
+                        "rejected: {{reason}}",
+                    ),
+                ],
                 "reqps",
                 note,
             ),
