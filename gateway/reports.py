@@ -143,7 +143,13 @@ async def sla_report(
                 "breaches": breaches,
             }
         )
-    return {"period": period.view(), "agencies": agencies}
+    requests, errors = await store.reports.api_availability(period.first_day, period.last_day)
+    api = {
+        "requests": requests,
+        "server_errors": errors,
+        "availability": round(1 - errors / requests, 6) if requests else None,
+    }
+    return {"period": period.view(), "api": api, "agencies": agencies}
 
 
 SLA_CSV_HEADER = [

@@ -99,7 +99,7 @@ _TABLES = (
     "daily_usage, portability, citizens, replies, mo_fragments, callbacks, ussd_menus, "
     "ussd_sessions"
     # issue 8 (operators' view): platform flags and USSD usage counts.
-    ", ops_flags, agency_sla, ussd_usage"
+    ", ops_flags, agency_sla, ussd_usage, api_availability"
 )
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from adapters.sms.encoding import plan
 from adapters.ussd.http_front import SECRET_HEADER
+from gateway import availability
 from gateway.config import Config
 from gateway.numbering import Request
 from gateway.reports import current_month, jalali_month, safe_cell
@@ -112,11 +113,19 @@ async def test_sla_report_against_known_latencies(
         await _insert(pool, b, t0, "delivered", 2.0)
     await _insert(pool, b, t0, "expired", 86400.0)
 
+    # API availability: what the gateway answered on agency routes, stored per Tehran day.
+    await availability.flush(services.store, AZAR_START - timedelta(days=60))  # earlier tests'
+    for _ in range(3):
+        assert (await client.get("/v1/me")).status == 401  # answered: not a server error
+    availability.note("/v1/messages", 503)  # overloaded
+    availability.note("/admin/v1/agencies", 500)  # not an agency route
+    await availability.flush(services.store, t0)
     resp = await client.get(
         "/admin/v1/reports/sla", params={"month": "1405-09"}, headers=auth(admin_token)
     )
     assert resp.status == 200
     report = await resp.json()
+    assert report["api"] == {"requests": 4, "server_errors": 1, "availability": 0.75}
     assert report["period"]["label_fa"] == "آذر ۱۴۰۵"
     assert report["period"]["from"] == AZAR_START.isoformat()
     rows = {r["agency_id"]: r for r in report["agencies"]}

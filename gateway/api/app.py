@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from adapters.ussd import http_front as ussd_http
-from gateway import ops_metrics
+from gateway import availability, ops_metrics
 from gateway.api import (
     admin_agencies,
     admin_numbering,
@@ -53,8 +53,17 @@ async def _operations(app: web.Application) -> AsyncIterator[None]:
             lambda: ops_metrics.sample(services),
             "sampling operations metrics",
         ),
+        periodic(
+            services.config.ops.sample_seconds,
+            lambda: availability.flush(services.store),
+            "storing API availability counts",
+        ),
     ):
         yield
+    try:
+        await availability.flush(services.store)
+    except Exception:
+        log.exception("storing API availability counts at shutdown failed")
 
 
 async def _start_draining(app: web.Application) -> None:

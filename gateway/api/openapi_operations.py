@@ -211,7 +211,19 @@ def operations_paths() -> dict[str, Any]:
                 "SLA report (Art 9) per agency for a Jalali month",
                 _report(
                     "report",
-                    _obj({"period": _PERIOD, "agencies": {"type": "array", "items": _SLA_AGENCY}}),
+                    _obj(
+                        {
+                            "period": _PERIOD,
+                            "api": _obj(
+                                {
+                                    "requests": INT,
+                                    "server_errors": INT,
+                                    "availability": NULLABLE_NUM,
+                                }
+                            ),
+                            "agencies": {"type": "array", "items": _SLA_AGENCY},
+                        }
+                    ),
                 ),
                 security=admin,
                 params=_REPORT_QUERY,

@@ -156,6 +156,29 @@ class ReportStore:
             operator,
         )
 
+    async def add_api_availability(self, day: date, requests: int, errors: int) -> None:
+        await self._db.execute(
+            "api_availability_add",
+            """INSERT INTO api_availability AS a (day, requests, server_errors)
+               VALUES ($1, $2, $3)
+               ON CONFLICT (day) DO UPDATE SET requests = a.requests + EXCLUDED.requests,
+                   server_errors = a.server_errors + EXCLUDED.server_errors""",
+            day,
+            requests,
+            errors,
+        )
+
+    async def api_availability(self, first: date, last: date) -> tuple[int, int]:
+        row = await self._db.fetchrow(
+            "report_api_availability",
+            """SELECT coalesce(sum(requests), 0) AS r, coalesce(sum(server_errors), 0) AS e
+               FROM api_availability WHERE day >= $1 AND day <= $2""",
+            first,
+            last,
+        )
+        assert row is not None
+        return int(row["r"]), int(row["e"])
+
     async def agency_names(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str]]:
         rows = await self._db.fetch(
             "report_agency_names",

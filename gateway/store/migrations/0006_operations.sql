@@ -32,3 +32,11 @@ CREATE TABLE ussd_usage (
     sessions  bigint  NOT NULL DEFAULT 0,
     PRIMARY KEY (agency_id, day, operator)
 );
+
+-- Agency API requests (/v1/...) per Tehran day and how many were answered with a server error
+-- (5xx), summed over nodes: the API availability of the SLA report (Art 9).
+CREATE TABLE api_availability (
+    day           date   PRIMARY KEY,
+    requests      bigint NOT NULL DEFAULT 0,
+    server_errors bigint NOT NULL DEFAULT 0
+);
