@@ -157,6 +157,11 @@ OPERATOR_PAUSED = Gauge(
     "payam_operator_paused", "1 while an administrator has paused the operator.", ["operator"]
 )
 CRISIS_MODE = Gauge("payam_crisis_mode", "1 while crisis mode throttles the non-crisis lanes.")
+QUEUE_HELD = Gauge(
+    "payam_sms_queue_held",
+    "Messages held in the queue for suspended agencies, by lane (not in payam_sms_queue_depth).",
+    ["lane"],
+)
 ADMIN_OPERATIONS = Counter(
     "payam_admin_operations_total",
     "Administrative operations (suspend, pause, drain, crisis, …), by action and outcome.",

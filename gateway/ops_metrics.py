@@ -12,6 +12,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+from gateway.dispatch import lane_name
 from gateway.metrics import (
     AGENCY_DELIVERY_LATENCY,
     AGENCY_DELIVERY_RATIO,
@@ -22,6 +23,7 @@ from gateway.metrics import (
     CALLBACKS,
     DATABASE_UP,
     OPT_OUTS,
+    QUEUE_HELD,
     RECEIPTS_UNMATCHED,
     SMPP_BINDS_CONFIGURED,
     SMPP_THROTTLED,
@@ -80,6 +82,8 @@ async def sample(services: Services) -> None:
         AGENCY_SLA_RATIO.labels(agency).set(
             ops.sla_delivery_ratio if a.sla_delivery_ratio is None else a.sla_delivery_ratio
         )
+    for lane, n in await store.operations.held():
+        QUEUE_HELD.labels(lane_name(lane)).set(n)
     since = now - timedelta(seconds=ops.sample_window_seconds)
     for d in await store.operations.delivery_samples(since, now):
         agency = str(d.agency_id)

@@ -148,7 +148,10 @@ def overview() -> dict[str, Any]:
             ),
             ts(
                 "Queue depth per lane",
-                [("max by (lane) (payam_sms_queue_depth)", "{{lane}}")],
+                [
+                    ("max by (lane) (payam_sms_queue_depth)", "{{lane}}"),
+                    ("max by (lane) (payam_sms_queue_held)", "{{lane}} held (suspended)"),
+                ],
             ),
             ts(
                 "Oldest due message per lane",

@@ -11,8 +11,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from adapters.sms.simulator import SmscSimulator
+from gateway import ops_metrics
 from gateway.config import Config
 from gateway.sealing import Sealer
 from gateway.services import Services
@@ -124,6 +126,15 @@ async def test_suspended_agency_queue_stops_at_once_and_new_sends_are_refused(no
     await wait_for(lambda: _count(services, b.id, "delivered", 4))
     await asyncio.sleep(1.0)  # several dispatch rounds later, a's messages still wait
     assert await _agency_statuses(services, a.id) == {"queued": 4}
+    # Held on purpose: out of the depth and oldest-age gauges (no crisis-lane page for them).
+    await ops_metrics.sample(services)
+    assert REGISTRY.get_sample_value("payam_sms_queue_held", {"lane": "normal"}) == 4
+    assert await services.store.queue.depths() == [
+        (0, 0, 0.0),
+        (1, 0, 0.0),
+        (2, 0, 0.0),
+        (3, 0, 0.0),
+    ]
     assert [m.text.split("\n")[0] for m in sim.received] == ["b"] * 4  # opt-out hint after
 
     status, body = await a.send({"to": "+989120002999", "text": "a"})

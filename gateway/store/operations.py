@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from gateway.status import CANCELLED, EXPIRED, QUEUED, REJECTED, UNDELIVERABLE, WAITING
+from gateway.status import CANCELLED, EXPIRED, QUEUED, REJECTED, UNDELIVERABLE
 from gateway.store.db import Executor
 
 # Final states a re-send may take a batch's messages out of: the citizen did not get them.
@@ -86,6 +86,17 @@ class OperationsStore:
             )
         return int(status.split()[-1])
 
+    async def held(self) -> list[tuple[int, int]]:
+        """(lane, rows held for suspended agencies) for every lane."""
+        rows = await self._db.fetch(
+            "queue_held",
+            """SELECT l.lane, count(q.message_id) AS n
+               FROM generate_series(0, 3) AS l(lane)
+               LEFT JOIN queue q ON q.lane = l.lane AND q.leased_until = 'infinity'
+               GROUP BY l.lane ORDER BY l.lane""",
+        )
+        return [(int(r["lane"]), int(r["n"])) for r in rows]
+
     # -- batches -------------------------------------------------------------------------------
     async def batch(self, batch_id: uuid.UUID) -> BatchRef | None:
         row = await self._db.fetchrow(
@@ -116,15 +127,6 @@ class OperationsStore:
             QUEUED,
             list(RESENDABLE),
             valid_until,
-        )
-        return int(n)
-
-    async def waiting_in_batch(self, batch_id: uuid.UUID) -> int:
-        n = await self._db.fetchval(
-            "ops_batch_waiting",
-            "SELECT count(*) FROM messages WHERE batch_id = $1 AND status = ANY($2::text[])",
-            batch_id,
-            list(WAITING),
         )
         return int(n)
 
