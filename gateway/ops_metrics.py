@@ -9,6 +9,7 @@ dashboards take max() over instances.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +38,8 @@ from gateway.services import Services
 log = logging.getLogger(__name__)
 
 _QUANTILES = ("0.5", "0.95", "0.99")
+# The (agency, quantile or "") children set by the previous sample.
+_last_delivery: set[tuple[str, str]] = set()
 # The outcome labels gateway/callbacks.py and adapters/ussd/ write.
 _CALLBACK_OUTCOMES = ("delivered", "retried", "refused", "expired")
 _USSD_OUTCOMES = ("started", "unknown_code", "unavailable", "completed", "timed_out")
@@ -85,9 +88,23 @@ async def sample(services: Services) -> None:
     for lane, n in await store.operations.held():
         QUEUE_HELD.labels(lane_name(lane)).set(n)
     since = now - timedelta(seconds=ops.sample_window_seconds)
+    seen: set[tuple[str, str]] = set()
     for d in await store.operations.delivery_samples(since, now):
         agency = str(d.agency_id)
         AGENCY_DELIVERY_RATIO.labels(agency).set(d.delivered / d.finished if d.finished else 0)
+        seen.add((agency, ""))
         for q, value in zip(_QUANTILES, (d.p50, d.p95, d.p99), strict=True):
             if value is not None:
                 AGENCY_DELIVERY_LATENCY.labels(agency, q).set(value)
+                seen.add((agency, q))
+    # An agency with nothing finished in the window has no ratio or latency now: drop the old
+    # values, or an SLA alert raised by the last busy window would never clear.
+    for key in _last_delivery - seen:
+        agency, q = key
+        with contextlib.suppress(KeyError):
+            if q:
+                AGENCY_DELIVERY_LATENCY.remove(agency, q)
+            else:
+                AGENCY_DELIVERY_RATIO.remove(agency)
+    _last_delivery.clear()
+    _last_delivery.update(seen)

@@ -155,7 +155,7 @@ async def sla_report(
 SLA_CSV_HEADER = [
     "period", "period_fa", "agency_id", "name_fa", "name_en", "volume", "finished", "delivered",
     "delivery_ratio", "p50_seconds", "p95_seconds", "p99_seconds", "delivered_late",
-    "target_p95_seconds", "target_delivery_ratio", "breaches",
+    "target_p95_seconds", "target_delivery_ratio", "breaches", "api_availability",
 ]  # fmt: skip
 
 
@@ -179,6 +179,7 @@ def sla_csv(report: dict[str, Any]) -> str:
             a["targets"]["latency_p95_seconds"],
             a["targets"]["delivery_ratio"],
             " ".join(a["breaches"]),
+            report["api"]["availability"],
         ]
         for a in report["agencies"]
     ]

@@ -51,6 +51,12 @@ async def test_sampled_gauges_match_the_database(services: Services, pool: async
         got = _value("payam_agency_delivery_latency_seconds", agency=agency, quantile=str(q))
         assert got is not None
         assert abs(got - percentile_cont(latencies, q)) < 1e-6
+    # Once nothing of the agency finished in the window, its old figures are gone.
+    await pool.execute("UPDATE messages SET final_at = final_at - interval '1 day'")
+    await ops_metrics.sample(services)
+    assert _value("payam_agency_delivery_ratio", agency=agency) is None
+    assert _value("payam_agency_delivery_latency_seconds", agency=agency, quantile="0.95") is None
+    assert _value("payam_agency_quota_used_ratio", agency=agency) == 0.25
 
 
 async def test_database_down_is_reported_not_hidden(config: Config, sealer: Sealer) -> None:

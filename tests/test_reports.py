@@ -158,6 +158,7 @@ async def test_sla_report_against_known_latencies(
     assert line["period_fa"] == "آذر ۱۴۰۵"
     assert (line["volume"], line["delivered"], line["breaches"]) == ("117", "101", "latency_p95")
     assert float(line["p95_seconds"]) == ra["latency_seconds"]["p95"]
+    assert line["api_availability"] == "0.75"  # the platform's, on every row
 
     (entry,) = await services.store.audit.list(
         action="agency.sla", since=None, limit=5, before_id=None
