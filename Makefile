@@ -25,11 +25,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-## check: lint, format check, strict typing
+## check: lint, format check, strict typing, promtool on the alert rules and their tests
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	scripts/check-prometheus.sh
 
 ## bench: the benchmarks of docs/PERFORMANCE.md (needs PostgreSQL on 127.0.0.1:5432 or
 ##        PAYAM_TEST_DATABASE_URL); `make bench ARGS=--quick` for a short run

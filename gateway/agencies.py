@@ -199,13 +199,15 @@ class AgencyService:
             agency = await tx.agencies.set_status(agency_id, status, reason)
             if agency is None:
                 raise Problem("not_found", f"agency {agency_id}")
+            # Suspension stops the agency's queue at once, not only its keys (issue 8).
+            held = await tx.operations.hold_agency_queue(agency_id, status == "suspended")
             await tx.audit.record(
                 actor=actor,
                 action="agency.suspend" if status == "suspended" else "agency.resume",
                 target=str(agency_id),
                 outcome="ok",
                 client_addr=client_addr,
-                detail={"reason": reason},
+                detail={"reason": reason, "queue_rows": held},
             )
         return agency
 

@@ -279,6 +279,25 @@ def cmd_jwt(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_traffic(cfg: Config, args: argparse.Namespace) -> int:
+    """Demo traffic for the dashboards (gateway/traffic.py); runs until stopped."""
+    from gateway import traffic
+
+    demo = asyncio.run(_with_services(cfg, traffic.setup))
+    sys.stderr.write(f"payam traffic: demo agency {demo.agency_id}, {args.rate}/s\n")
+    asyncio.run(
+        traffic.generate(
+            args.gateway,
+            demo,
+            rate=args.rate,
+            seconds=args.seconds,
+            ussd_operator=args.ussd_operator,
+            ussd_secret=args.ussd_secret,
+        )
+    )
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="payam", description="Payam Iran gateway")
@@ -376,6 +395,16 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("key_id")
     j.add_argument("--secret", default="", help="the key secret, or - to read it from stdin")
     j.set_defaults(fn=cmd_jwt)
+
+    tr = sub.add_parser("traffic", help="demo traffic for the dashboards (docker compose)")
+    tr.add_argument("--gateway", default="http://127.0.0.1:8040", help="the gateway's base URL")
+    tr.add_argument("--rate", type=float, default=5.0, help="messages per second")
+    tr.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    tr.add_argument("--ussd-operator", default="mci", help="POST /ussd/{operator} as this one")
+    tr.add_argument(
+        "--ussd-secret", default="", help="its ussd.http_secrets secret (no USSD if empty)"
+    )
+    tr.set_defaults(fn=cmd_traffic)
     return p
 
 

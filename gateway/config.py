@@ -169,6 +169,31 @@ class UssdConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OpsConfig:
+    """Operators' view and controls (issue 8): metric sampling, crisis mode, SLA defaults."""
+
+    # How often gateway/ops_metrics.py samples quota use, SLA latency and the database.
+    # The per-agency query reads every message finished in the window, on every node: keep the
+    # window short and the interval long on busy platforms.
+    sample_seconds: float = 30.0
+    # The window (seconds) over which per-agency delivery latency and ratio are sampled.
+    sample_window_seconds: int = 900
+    # How often a node re-reads the operations flags (paused operators, crisis mode) that an
+    # administrator may have set on another node.
+    refresh_seconds: float = 1.0
+    # Crisis mode (the Council's goal "reach people fast in a crisis"): the non-crisis lanes
+    # together get at most this share of the operators' contract capacity; crisis has the rest.
+    crisis_share: float = 0.2
+    # Capacity (messages/s) assumed when no operator has a contract TPS (tps = 0).
+    crisis_capacity_tps: float = 100.0
+    # Default SLA (Art 9) for agencies without their own: p95 accept to delivered, and ratio.
+    sla_latency_seconds: float = 60.0
+    sla_delivery_ratio: float = 0.95
+    # Tariff table (Art 6) for usage statements: a TOML file, see config/tariffs.example.toml.
+    tariffs_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorConfig:
     # Short name used in routing, metrics and receipts: mci, irancell, rightel, …
     name: str = ""
@@ -205,6 +230,7 @@ class Config:
     numbering: NumberingConfig = field(default_factory=NumberingConfig)
     sms: SmsConfig = field(default_factory=SmsConfig)
     ussd: UssdConfig = field(default_factory=UssdConfig)
+    ops: OpsConfig = field(default_factory=OpsConfig)
     # [[operators]] tables in the file, or PAYAM_OPERATORS as a JSON array of objects.
     operators: tuple[OperatorConfig, ...] = ()
 
@@ -365,6 +391,16 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(
                 "ussd.smpp_codecs", "each entry is operator=codec (standard, vendor_session_tag)"
             )
+    o = cfg.ops
+    positive("ops.sample_seconds", o.sample_seconds)
+    positive("ops.sample_window_seconds", o.sample_window_seconds)
+    positive("ops.refresh_seconds", o.refresh_seconds)
+    positive("ops.crisis_capacity_tps", o.crisis_capacity_tps)
+    positive("ops.sla_latency_seconds", o.sla_latency_seconds)
+    if not 0.0 < o.crisis_share < 1.0:
+        raise ConfigError("ops.crisis_share", "must be between 0 and 1 (exclusive)")
+    if not 0.0 <= o.sla_delivery_ratio <= 1.0:
+        raise ConfigError("ops.sla_delivery_ratio", "must be between 0 and 1")
 
 
 def _operators(raw: Any, env: Mapping[str, str]) -> tuple[OperatorConfig, ...]:

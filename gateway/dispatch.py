@@ -52,7 +52,7 @@ QUEUE_CHANNEL = "payam_queue"
 _SHARES = {1: 0.50, 2: 0.35, 3: 0.15}
 # Link-level errors: the message did nothing wrong, so they do not use up its attempts; it
 # waits (until valid_until) for the operator to come back.
-_LINK_ERRORS = frozenset({"NO_BIND", "BIND_DOWN"})
+_LINK_ERRORS = frozenset({"NO_BIND", "BIND_DOWN", "OPERATOR_PAUSED"})
 # When the queue is empty, workers wait for a NOTIFY from an accepting transaction, or at most
 # this long (scheduled messages become due without a notification).
 _IDLE_WAIT = 0.5
@@ -66,6 +66,13 @@ class OperatorLink(Protocol):
 
 
 Finalized = Callable[[list[uuid.UUID]], Awaitable[None]]
+
+
+class LaneBudget(Protocol):
+    """Limits the non-crisis lanes' claims (crisis mode, gateway/operations.py)."""
+
+    def lane_budget(self, lane: int, want: int) -> int: ...
+    def lane_refund(self, lane: int, unused: int) -> None: ...
 
 
 def _shares(remaining: int) -> dict[int, int]:
@@ -94,6 +101,7 @@ class Dispatcher:
         self._gates = {o.name: PriorityGate(o.binds * o.window) for o in config.operators}
         self._crisis = asyncio.Event()
         self._work = asyncio.Event()
+        self.budget: LaneBudget | None = None
 
     async def run(self) -> None:
         workers = [
@@ -179,18 +187,28 @@ class Dispatcher:
             return claimed
         saturated = False
         for lane, share in _shares(remaining).items():
-            want = min(share, remaining)
-            got = await self._store.queue.claim(lane, want, lease)
+            want = self._granted(lane, min(share, remaining))
+            got = await self._store.queue.claim(lane, want, lease) if want else []
+            self._refund(lane, want - len(got))
             claimed += got
             remaining -= len(got)
-            saturated = saturated or len(got) == want
+            saturated = saturated or (want > 0 and len(got) == want)
         for lane in (1, 2, 3):  # pass unused shares on, in priority order
             if remaining <= 0 or not saturated:  # no lane had more than its share
                 break
-            got = await self._store.queue.claim(lane, remaining, lease)
+            want = self._granted(lane, remaining)
+            got = await self._store.queue.claim(lane, want, lease) if want else []
+            self._refund(lane, want - len(got))
             claimed += got
             remaining -= len(got)
         return claimed
+
+    def _granted(self, lane: int, want: int) -> int:
+        return want if self.budget is None else self.budget.lane_budget(lane, want)
+
+    def _refund(self, lane: int, unused: int) -> None:
+        if self.budget is not None:
+            self.budget.lane_refund(lane, unused)
 
     async def round(self, lanes: tuple[int, ...] = LANES) -> int:
         """One claim-send-record cycle; returns how many messages it handled."""

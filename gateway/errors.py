@@ -148,6 +148,9 @@ CATALOGUE: dict[str, ErrorKind] = {
     "invalid_idempotency_key": ErrorKind(
         400, "The Idempotency-Key header is invalid", "سرآیند Idempotency-Key نامعتبر است"
     ),
+    "batch_cancelled": ErrorKind(
+        409, "The batch was cancelled and cannot be re-sent", "دسته لغو شده و ارسال دوباره ندارد"
+    ),
     "not_cancellable": ErrorKind(
         409, "The message can no longer be cancelled", "پیام دیگر قابل لغو نیست"
     ),

@@ -142,3 +142,58 @@ USSD_REMOTE = Counter(
     "Calls to agencies' remote-screen endpoints, by outcome (ok, timeout, http_5xx, …).",
     ["outcome"],
 )
+
+# -- Operations (issue 8: dashboards and alert rules in config/grafana, config/prometheus) ------
+# Sampled from the database every ``ops.sample_seconds`` by gateway/ops_metrics.py, so every node
+# reports the same platform-wide values; dashboards and rules aggregate them with max().
+DATABASE_UP = Gauge("payam_database_up", "1 when the database answered the last sample, else 0.")
+AGENCY_QUOTA_USED = Gauge(
+    "payam_agency_quota_used_ratio",
+    "Fragments accepted today (Tehran day) over the agency's daily fragment quota.",
+    ["agency"],
+)
+AGENCY_DELIVERY_LATENCY = Gauge(
+    "payam_agency_delivery_latency_seconds",
+    "Accept to delivered latency of the agency's messages delivered in the last sample window, "
+    "by quantile (0.5, 0.95, 0.99).",
+    ["agency", "quantile"],
+)
+AGENCY_DELIVERY_RATIO = Gauge(
+    "payam_agency_delivery_ratio",
+    "Delivered over finished messages of the agency in the last sample window.",
+    ["agency"],
+)
+AGENCY_SLA_LATENCY = Gauge(
+    "payam_agency_sla_latency_seconds",
+    "The agency's SLA target (Art 9) for p95 accept to delivered latency.",
+    ["agency"],
+)
+AGENCY_SLA_RATIO = Gauge(
+    "payam_agency_sla_delivery_ratio",
+    "The agency's SLA target (Art 9) for the delivery ratio.",
+    ["agency"],
+)
+AGENCY_SUSPENDED = Gauge(
+    "payam_agency_suspended", "1 while the agency is suspended (its queue held).", ["agency"]
+)
+OPT_OUTS = Gauge("payam_agency_opt_outs", "Citizens opted out of the agency.", ["agency"])
+SMPP_BINDS_CONFIGURED = Gauge(
+    "payam_smpp_binds_configured", "SMPP binds configured per operator.", ["operator"]
+)
+SMPP_TPS_LIMIT = Gauge(
+    "payam_smpp_tps_limit", "Messages per second in the operator contract (0 = none).", ["operator"]
+)
+OPERATOR_PAUSED = Gauge(
+    "payam_operator_paused", "1 while an administrator has paused the operator.", ["operator"]
+)
+CRISIS_MODE = Gauge("payam_crisis_mode", "1 while crisis mode throttles the non-crisis lanes.")
+QUEUE_HELD = Gauge(
+    "payam_sms_queue_held",
+    "Messages held in the queue for suspended agencies, by lane (not in payam_sms_queue_depth).",
+    ["lane"],
+)
+ADMIN_OPERATIONS = Counter(
+    "payam_admin_operations_total",
+    "Administrative operations (suspend, pause, drain, crisis, …), by action and outcome.",
+    ["kind", "outcome"],
+)

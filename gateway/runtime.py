@@ -23,6 +23,7 @@ from gateway.callbacks import CallbackWorker
 from gateway.config import OperatorConfig
 from gateway.dispatch import Dispatcher, lane_name
 from gateway.metrics import QUEUE_DEPTH, QUEUE_OLDEST, SMPP_BINDS_UP, SMPP_IN_FLIGHT
+from gateway.operations import guarded_links
 from gateway.replies import ReplyService
 from gateway.services import Services
 from gateway.tracking import Tracker
@@ -63,9 +64,14 @@ class SmsRuntime:
         if self.ussd_engine is not None:
             codecs = svc.config.ussd.smpp_codec_map()
             self.ussd = SmppUssdFront(self.ussd_engine, self.clients, codecs)
+        # Operators' controls (issue 8): paused operators refuse submits, crisis mode limits
+        # the non-crisis lanes' claims.
+        links = guarded_links(self.clients, svc.ops.state)
         self.dispatcher = Dispatcher(
-            svc.store, svc.config, svc.router, self.clients, on_submitted=self.tracker.wake
+            svc.store, svc.config, svc.router, links, on_submitted=self.tracker.wake
         )
+        self.dispatcher.budget = svc.ops.state
+        svc.ops.state.attach(self.clients)
         self.callbacks = CallbackWorker(svc.store, svc.agencies, svc.config.sms)
 
     async def _on_deliver(self, d: Deliver) -> None:

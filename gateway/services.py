@@ -10,6 +10,7 @@ from gateway.batches import BatchService
 from gateway.config import Config
 from gateway.credentials import CredentialService
 from gateway.numbering import NumberingPlan, NumberingService
+from gateway.operations import OperationsService, OpsState
 from gateway.recipients import CitizenDirectory, LocalDirectory
 from gateway.routing import Router
 from gateway.sealing import Sealer
@@ -31,6 +32,8 @@ class Services:
     sending: SendingService
     batches: BatchService
     router: Router
+    # Administrators' controls and the flags every node follows (gateway/operations.py).
+    ops: OperationsService
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
@@ -51,4 +54,5 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         sending=sending,
         batches=BatchService(store, sending, directory),
         router=Router(config.operators),
+        ops=OperationsService(store, config, OpsState(store, config)),
     )

@@ -98,6 +98,8 @@ _TABLES = (
     "queue, message_events, message_parts, receipts_inbox, idempotency_keys, opt_outs, "
     "daily_usage, portability, citizens, replies, mo_fragments, callbacks, ussd_menus, "
     "ussd_sessions"
+    # issue 8 (operators' view): platform flags and USSD usage counts.
+    ", ops_flags, agency_sla, ussd_usage, api_availability"
 )
 
 

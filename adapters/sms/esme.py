@@ -444,10 +444,18 @@ class _Link:
         self.paused_until = 0.0
         self.throttle_pause = settings.throttle_backoff_seconds
         self.task: asyncio.Task[None] | None = None
+        # Drained by an administrator (OperatorClient.drain): no submits, unbound, not
+        # re-bound until undrained.
+        self.draining = False
+        self.undrained = asyncio.Event()
+        self.undrained.set()
 
     async def run(self) -> None:
         attempt = 0
         while not self.op.stopping:
+            if self.draining:
+                await self.undrained.wait()
+                continue
             session: _Session | None = None
             try:
                 session = await self._open()
@@ -661,6 +669,8 @@ class OperatorClient:
             session = link.session
             if session is None or not session.bound or link.in_flight >= link.window:
                 continue
+            if link.draining:
+                continue
             if link.paused_until:
                 if now < 0:
                     now = asyncio.get_running_loop().time()
@@ -733,6 +743,48 @@ class OperatorClient:
     def link_up(self, link: _Link) -> None:
         self._bound_changed.set()
         self.wake(link.window)
+
+    def _bind_links(self, index: int) -> list[_Link]:
+        """The sessions of bind ``index`` (one trx, or a tx and an rx: names "op:i[:tx|:rx]")."""
+        if not 0 <= index < len(self.settings.binds):
+            raise ValueError(f"operator {self.name!r} has no bind {index}")
+        return [
+            link
+            for link in self._links
+            if link.name[len(self.name) + 1 :].split(":")[0] == str(index)
+        ]
+
+    async def drain(self, index: int) -> None:
+        """Take bind ``index`` out of service gracefully: no new submits on it, its in-flight
+        submits answered (up to the response timeout), then unbind (SMPP 3.4 §4.2) and stay
+        unbound until ``undrain``. The other binds carry the traffic meanwhile."""
+        links = self._bind_links(index)
+        for link in links:
+            link.draining = True
+            link.undrained.clear()
+        pending = [f for link in links if link.session for f in link.session.pending.values()]
+        if pending:
+            await asyncio.wait(pending, timeout=self._wait_limit)
+        for link in links:
+            session = link.session
+            if link.draining and session is not None and session.bound:
+                await session.unbind(min(2.0, self._wait_limit))
+        log.info("operator %s: bind %d drained", self.name, index)
+
+    def undrain(self, index: int) -> None:
+        for link in self._bind_links(index):
+            link.draining = False
+            link.undrained.set()
+
+    def drained(self) -> list[int]:
+        return sorted(
+            {
+                i
+                for i in range(len(self.settings.binds))
+                for link in self._bind_links(i)
+                if link.draining
+            }
+        )
 
     async def stop(self) -> None:
         """Let in-flight submits and deliveries finish (short grace), unbind every session."""

@@ -24,7 +24,7 @@ from gateway.config import UssdConfig
 from gateway.identity import is_valid_national_code
 from gateway.metrics import USSD_SESSIONS
 from gateway.numbering import NumberingPlan
-from gateway.persian import normalize
+from gateway.persian import TEHRAN, normalize
 from gateway.store import Store
 from gateway.store.models import Agency
 from gateway.store.ussd import SessionKey, SessionRow
@@ -155,6 +155,10 @@ class SessionEngine:
                 dialog, reply, outcome = await self._dial(key, service_code, history, now)
                 if await self._save(key, None, dialog, reply, history, now):
                     USSD_SESSIONS.labels(key.operator, outcome).inc()
+                    if dialog is not None:  # usage statements count dialogs (Art 6)
+                        await self._store.reports.count_ussd_session(
+                            dialog.agency.id, key.operator, now.astimezone(TEHRAN).date()
+                        )
                     if reply.end and dialog is not None:
                         USSD_SESSIONS.labels(key.operator, "completed").inc()
                     return reply

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 from aiohttp import web
 
 from adapters.ussd import http_front as ussd_http
+from gateway import availability, ops_metrics
 from gateway.api import (
     admin_agencies,
     admin_numbering,
+    admin_operations,
+    admin_reports,
     admin_routing,
     admin_ussd,
     batches,
@@ -33,6 +37,46 @@ async def _purge_seen_tokens(app: web.Application) -> AsyncIterator[None]:
         _PURGE_INTERVAL, app[SERVICES].auth.purge_seen_tokens, "purging seen token ids"
     ):
         yield
+
+
+async def _operations(app: web.Application) -> AsyncIterator[None]:
+    """Background: re-read the operations flags and sample the operators' gauges (issue 8).
+
+    Every process counts its own API availability and reads the flags; only the process that
+    runs the background jobs samples the database-derived gauges, because gauges add up over
+    the processes of one node (gateway/metrics.py) and would otherwise count twice."""
+    services = app[SERVICES]
+    background = app[BACKGROUND]
+    if background:
+        ops_metrics.set_static(services)
+    try:
+        await services.ops.state.refresh()
+    except Exception:  # the periodic refresh below tries again
+        log.exception("reading the operations flags failed")
+    async with AsyncExitStack() as jobs:
+        await jobs.enter_async_context(
+            periodic(services.config.ops.refresh_seconds, services.ops.state.refresh, "ops flags")
+        )
+        if background:
+            await jobs.enter_async_context(
+                periodic(
+                    services.config.ops.sample_seconds,
+                    lambda: ops_metrics.sample(services),
+                    "sampling operations metrics",
+                )
+            )
+        await jobs.enter_async_context(
+            periodic(
+                services.config.ops.sample_seconds,
+                lambda: availability.flush(services.store),
+                "storing API availability counts",
+            )
+        )
+        yield
+    try:
+        await availability.flush(services.store)
+    except Exception:
+        log.exception("storing API availability counts at shutdown failed")
 
 
 async def _start_draining(app: web.Application) -> None:
@@ -60,6 +104,8 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         batches,
         admin_agencies,
         admin_numbering,
+        admin_operations,
+        admin_reports,
         admin_routing,
         admin_ussd,
         ussd_http,
@@ -68,5 +114,6 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         module.register(app)
     if background:
         app.cleanup_ctx.append(_purge_seen_tokens)
+    app.cleanup_ctx.append(_operations)
     app.on_shutdown.append(_start_draining)
     return app

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway import availability
 from gateway.auth import AdminPrincipal, AgencyPrincipal
 from gateway.errors import PROBLEM_CONTENT_TYPE, Problem
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -141,6 +142,7 @@ _LATENCY_HISTOGRAMS: dict[str, Any] = {}
 
 
 def _observe(route: str, method: str, status: int, seconds: float) -> None:
+    availability.note(route, status)  # the SLA report's API availability (issue 8)
     counter = _REQUEST_COUNTERS.get((route, method, status))
     if counter is None:
         counter = HTTP_REQUESTS.labels(route, method, str(status))

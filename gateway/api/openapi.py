@@ -800,6 +800,9 @@ def spec() -> dict[str, Any]:
             )
         },
     }
+    from gateway.api.openapi_operations import operations_paths  # imports this module
+
+    paths.update(operations_paths())
     return {
         "openapi": "3.1.0",
         "info": {

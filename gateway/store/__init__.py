@@ -18,9 +18,11 @@ from gateway.store.credentials import CredentialStore
 from gateway.store.db import Executor, transaction
 from gateway.store.messages import MessageStore
 from gateway.store.numbering import NumberingStore
+from gateway.store.operations import OperationsStore
 from gateway.store.queue import QueueStore
 from gateway.store.receipts import ReceiptStore
 from gateway.store.replies import ReplyStore
+from gateway.store.reports import ReportStore
 from gateway.store.ussd import UssdStore
 
 
@@ -38,6 +40,8 @@ class Store:
         self.replies = ReplyStore(self.db)
         self.callbacks = CallbackStore(self.db)
         self.ussd = UssdStore(self.db)
+        self.operations = OperationsStore(self.db)
+        self.reports = ReportStore(self.db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:

@@ -63,14 +63,15 @@ class QueueStore:
         return [Claimed(**{**dict(r), "done_parts": tuple(r["done_parts"])}) for r in rows]
 
     async def depths(self) -> list[tuple[int, int, float]]:
-        """(lane, depth, age in seconds of the oldest due message) for every lane."""
+        """(lane, depth, age in seconds of the oldest due message) for every lane. Rows held
+        for a suspended agency (endless lease) are left out: they wait on purpose."""
         rows = await self._db.fetch(
             "queue_depths",
             """SELECT l.lane, count(q.message_id) AS depth,
                       coalesce(extract(epoch FROM now() - min(q.vt) FILTER (
                           WHERE q.vt <= now())), 0)::float8 AS oldest
                FROM generate_series(0, 3) AS l(lane)
-               LEFT JOIN queue q ON q.lane = l.lane
+               LEFT JOIN queue q ON q.lane = l.lane AND q.leased_until <> 'infinity'
                GROUP BY l.lane ORDER BY l.lane""",
         )
         return [(int(r["lane"]), int(r["depth"]), float(r["oldest"])) for r in rows]
@@ -136,7 +137,9 @@ class QueueStore:
                 "queue_retry",
                 """WITH t AS (SELECT * FROM unnest($1::uuid[], $2::float8[], $3::text[],
                                                    $4::bool[]) AS t(i, d, c, a)),
-                   q AS (UPDATE queue SET leased_until = '-infinity',
+                   q AS (UPDATE queue SET leased_until = CASE
+                                WHEN leased_until = 'infinity' THEN leased_until
+                                ELSE '-infinity' END,
                             vt = now() + make_interval(secs => t.d)
                          FROM t WHERE message_id = t.i)
                    UPDATE messages SET attempts = attempts + (CASE WHEN t.a THEN 1 ELSE 0 END),
