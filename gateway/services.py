@@ -9,6 +9,8 @@ from gateway.auth import Authenticator
 from gateway.batches import BatchService
 from gateway.config import Config
 from gateway.credentials import CredentialService
+from gateway.letters.chain import EvidenceChain
+from gateway.letters.service import LetterService
 from gateway.numbering import NumberingPlan, NumberingService
 from gateway.recipients import CitizenDirectory, LocalDirectory
 from gateway.routing import Router
@@ -31,6 +33,7 @@ class Services:
     sending: SendingService
     batches: BatchService
     router: Router
+    letters: LetterService
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
@@ -39,6 +42,14 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
     sending = SendingService(store, config.sms, directory)
     auth = Authenticator(store, credentials, iat_skew_seconds=config.auth.iat_skew_seconds)
     sending.pipeline = SendPipeline(store, auth)
+    kp = config.kartpooshe
+    letters = LetterService(
+        store,
+        kp,
+        EvidenceChain(kp.evidence_key_file, kp.evidence_retired_public_key_files),
+        kp.mail_domain,
+        sending.senders,
+    )
     return Services(
         config=config,
         store=store,
@@ -51,4 +62,5 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         sending=sending,
         batches=BatchService(store, sending, directory),
         router=Router(config.operators),
+        letters=letters,
     )
