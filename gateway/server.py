@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.api.app import build_app
 from gateway.config import Config
+from gateway.letters.runtime import letters_context
 from gateway.logs import setup_logging
 from gateway.runtime import sms_context
 from gateway.sealing import Sealer
@@ -33,6 +34,7 @@ async def create_app(cfg: Config, dsn: str, sealer: Sealer) -> web.Application:
     services = build_services(cfg, Store(pool), sealer)
     app = build_app(services)
     app.cleanup_ctx.append(sms_context(services))
+    app.cleanup_ctx.append(letters_context(services))
 
     async def close_pool(_: web.Application) -> None:
         await pool.close()

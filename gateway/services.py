@@ -10,7 +10,9 @@ from gateway.batches import BatchService
 from gateway.config import Config
 from gateway.credentials import CredentialService
 from gateway.letters.chain import EvidenceChain
+from gateway.letters.lifecycle import Lifecycle
 from gateway.letters.service import LetterService
+from gateway.letters.settings import LetterSettingsService
 from gateway.numbering import NumberingPlan, NumberingService
 from gateway.recipients import CitizenDirectory, LocalDirectory
 from gateway.routing import Router
@@ -34,6 +36,7 @@ class Services:
     batches: BatchService
     router: Router
     letters: LetterService
+    letter_settings: LetterSettingsService
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
@@ -43,13 +46,9 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
     auth = Authenticator(store, credentials, iat_skew_seconds=config.auth.iat_skew_seconds)
     sending.pipeline = SendPipeline(store, auth)
     kp = config.kartpooshe
-    letters = LetterService(
-        store,
-        kp,
-        EvidenceChain(kp.evidence_key_file, kp.evidence_retired_public_key_files),
-        kp.mail_domain,
-        sending.senders,
-    )
+    chain = EvidenceChain(kp.evidence_key_file, kp.evidence_retired_public_key_files)
+    letters = LetterService(store, kp, chain, kp.mail_domain, sending.senders)
+    letters.lifecycle = Lifecycle(store, chain, kp, directory)
     return Services(
         config=config,
         store=store,
@@ -63,4 +62,5 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         batches=BatchService(store, sending, directory),
         router=Router(config.operators),
         letters=letters,
+        letter_settings=LetterSettingsService(store, kp.default_deemed_days),
     )

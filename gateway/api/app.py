@@ -10,11 +10,13 @@ from aiohttp import web
 from adapters.ussd import http_front as ussd_http
 from gateway.api import (
     admin_agencies,
+    admin_letters,
     admin_numbering,
     admin_routing,
     admin_ussd,
     batches,
     health,
+    kartpooshe,
     letters,
     me,
     messages,
@@ -57,7 +59,9 @@ def build_app(services: Services) -> web.Application:
         messages,
         batches,
         letters,
+        kartpooshe,
         admin_agencies,
+        admin_letters,
         admin_numbering,
         admin_routing,
         admin_ussd,

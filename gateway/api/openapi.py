@@ -823,6 +823,11 @@ def spec() -> dict[str, Any]:
                     "name": "X-Payam-Ussd-Secret",
                     "description": "per-operator shared secret (ussd.http_secrets)",
                 },
+                "eboxToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "kartpooshe.ebox_to_gateway_token (the e-box's secret)",
+                },
                 "adminToken": {
                     "type": "http",
                     "scheme": "bearer",

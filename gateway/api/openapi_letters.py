@@ -156,6 +156,15 @@ def schemas() -> dict[str, Any]:
                 "public_keys": {"type": "array", "items": {"type": "object"}},
             },
         },
+        "LetterSettings": {
+            "type": "object",
+            "properties": {
+                "deemed_delivery": {},
+                "from_addresses": {"type": "array", "items": STR},
+                "office_mailbox": STR,
+                "reply_webhook_url": STR,
+            },
+        },
         "LetterReply": {
             "type": "object",
             "properties": {
@@ -258,6 +267,96 @@ def paths() -> dict[str, Any]:
                 "agencyJwt",
                 (401, 403, 404),
                 parameters=[_path("letter_id")],
+            )
+        },
+        "/kartpooshe/v1/events": {
+            "post": _op(
+                "E-box → gateway: a letter was opened (first time) or replied to; idempotent "
+                "by event_id (docs/KARTPOOSHE_PROTOCOL.md §2)",
+                {"204": {"description": "applied (or already had)"}},
+                "eboxToken",
+                (401, 404, 415, 422),
+                requestBody={"required": True, "content": {JSON: {"schema": {"type": "object"}}}},
+            )
+        },
+        "/kartpooshe/v1/otp": {
+            "post": _op(
+                "E-box → gateway: send a one-time login code to the citizen's number, which "
+                "the e-box never learns (docs/KARTPOOSHE_PROTOCOL.md §3)",
+                _ok(
+                    "sent",
+                    {"type": "object", "properties": {"status": {"const": "sent"}}},
+                    "202",
+                ),
+                "eboxToken",
+                (401, 404, 415, 422, 429),
+                requestBody={
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"national_code": STR, "code": STR},
+                                "required": ["national_code", "code"],
+                            }
+                        }
+                    },
+                },
+            )
+        },
+        "/admin/v1/agencies/{agency_id}/letters/settings": {
+            "get": _op(
+                "An agency's letter settings",
+                _ok(
+                    "settings",
+                    {"type": "object", "properties": {"settings": _ref("LetterSettings")}},
+                ),
+                "adminToken",
+                (401, 403, 404),
+                parameters=[_path("agency_id")],
+            ),
+            "patch": _op(
+                "Change an agency's letter settings (only the fields given)",
+                _ok(
+                    "settings",
+                    {"type": "object", "properties": {"settings": _ref("LetterSettings")}},
+                ),
+                "adminToken",
+                (400, 401, 403, 404, 415, 422),
+                parameters=[_path("agency_id")],
+                requestBody={
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("LetterSettings")}},
+                },
+            ),
+        },
+        "/admin/v1/agencies/{agency_id}/letters/smtp-credentials": {
+            "post": _op(
+                "Create SMTP AUTH credentials for the agency's office automation (the password "
+                "is shown only in this answer; stored as a scrypt hash)",
+                _ok(
+                    "created",
+                    {"type": "object", "properties": {"username": STR, "password": STR}},
+                    "201",
+                ),
+                "adminToken",
+                (400, 401, 403, 404, 409, 415, 422),
+                parameters=[_path("agency_id")],
+                requestBody={
+                    "required": False,
+                    "content": {
+                        JSON: {"schema": {"type": "object", "properties": {"username": STR}}}
+                    },
+                },
+            )
+        },
+        "/admin/v1/agencies/{agency_id}/letters/smtp-credentials/{username}": {
+            "delete": _op(
+                "Revoke SMTP credentials",
+                {"204": {"description": "revoked"}},
+                "adminToken",
+                (401, 403, 404),
+                parameters=[_path("agency_id"), _path("username")],
             )
         },
         "/v1/keys/evidence": {

@@ -9,6 +9,9 @@ from gateway.letters.evidence import GENESIS, EvidenceSigner, event_payload
 from gateway.store import Store
 from gateway.store.letters import Letter, LetterEvent
 
+# A citizen may reply more than once; every other event happens once per letter.
+REPEATABLE = frozenset({"replied"})
+
 
 def utc_iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -36,7 +39,7 @@ class EvidenceChain:
         The caller holds the letter row locked (``tx.letters.lock``), so two writers cannot
         both take the same sequence number."""
         events = await tx.letters.events(letter.id)
-        if any(e.type == type_ for e in events):
+        if type_ not in REPEATABLE and any(e.type == type_ for e in events):
             return None
         prev = events[-1].event_sha256 if events else GENESIS
         seq = len(events) + 1

@@ -13,9 +13,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import KartpoosheConfig
+
+if TYPE_CHECKING:
+    from gateway.letters.lifecycle import Lifecycle
 from gateway.errors import Problem
 from gateway.identity import is_valid_legal_id, is_valid_national_code, normalize_digits
 from gateway.letters.attachments import Attachment
@@ -129,6 +132,10 @@ class LetterService:
         self._senders = senders
         # Set when a letter is committed, so the delivery worker starts at once.
         self.wake = asyncio.Event()
+        # What happens after acceptance (gateway/letters/lifecycle.py); set by the wiring.
+        self.lifecycle: Lifecycle
+        # Set when a reply is stored, so the reply-delivery worker starts at once.
+        self.replies_wake = asyncio.Event()
 
     async def accept(
         self,

@@ -99,8 +99,9 @@ CREATE TABLE letter_events (
     detail          jsonb       NOT NULL DEFAULT '{}',
     PRIMARY KEY (letter_id, seq)
 );
--- One event of each type per letter: a retried deposit or a repeated "opened" adds nothing.
-CREATE UNIQUE INDEX letter_events_once ON letter_events (letter_id, type);
+-- One event of each type per letter (a retried deposit or a repeated "opened" adds nothing);
+-- only "replied" may occur more than once.
+CREATE UNIQUE INDEX letter_events_once ON letter_events (letter_id, type) WHERE type <> 'replied';
 
 -- Events from the e-box, by their event_id (the e-box retries; each is applied once).
 CREATE TABLE ebox_events_seen (
