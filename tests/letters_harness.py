@@ -184,3 +184,34 @@ class EboxPeer:
             ) as resp,
         ):
             return resp.status, await resp.json(content_type=None)
+
+
+def ensure_swaks_with_tls() -> str:
+    """swaks and the Perl TLS module it needs for --tls (Debian's swaks only suggests it)."""
+    import fcntl
+    import os
+    import subprocess
+
+    from tests.debian import _LOCK, ensure_debian_package
+
+    swaks = ensure_debian_package("swaks")
+    probe = ["perl", "-MNet::SSLeay", "-e", "1"]
+    if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+        return swaks
+    with _LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run(
+                [
+                    "apt-get",
+                    "install",
+                    "-y",
+                    "-qq",
+                    "--no-install-recommends",
+                    "libnet-ssleay-perl",
+                ],
+                check=True,
+                env=env,
+            )
+    return swaks

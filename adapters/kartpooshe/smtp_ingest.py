@@ -121,11 +121,15 @@ class IngestHandler:
             try:
                 blob = base64.b64decode(args[1].encode(), validate=True)
             except ValueError:
-                return AuthResult(success=False, message="501 5.5.2 Can't decode base64")
+                return AuthResult(
+                    success=False, handled=False, message="501 5.5.2 Can't decode base64"
+                )
         try:
             _, login, password = blob.split(b"\x00")
         except ValueError:
-            return AuthResult(success=False, message="501 5.5.2 Can't split auth value")
+            return AuthResult(
+                success=False, handled=False, message="501 5.5.2 Can't split auth value"
+            )
         return await self._check(login, password)
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
@@ -137,7 +141,9 @@ class IngestHandler:
             try:
                 login = base64.b64decode(args[1].encode(), validate=True)
             except ValueError:
-                return AuthResult(success=False, message="501 5.5.2 Can't decode base64")
+                return AuthResult(
+                    success=False, handled=False, message="501 5.5.2 Can't decode base64"
+                )
         password = await server.challenge_auth(server.AuthLoginPasswordChallenge)
         if not isinstance(password, bytes):
             return AuthResult(success=False)
@@ -148,10 +154,14 @@ class IngestHandler:
             login.decode(errors="replace"), password.decode(errors="replace")
         )
         if agency_id is None:
-            return AuthResult(success=False, message="535 5.7.8 Authentication credentials invalid")
+            return AuthResult(
+                success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
+            )
         agency = await self._svc.store.agencies.get(agency_id)
         if agency is None or not agency.active:
-            return AuthResult(success=False, message="535 5.7.8 The agency is suspended")
+            return AuthResult(
+                success=False, handled=False, message="535 5.7.8 The agency is suspended"
+            )
         return AuthResult(success=True, auth_data=LoginPassword(agency_id.bytes, b""))
 
     # -- envelope ----------------------------------------------------------------------------
