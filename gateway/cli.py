@@ -284,6 +284,40 @@ def cmd_jwt(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_letters(cfg: Config, args: argparse.Namespace) -> int:
+    """Letter settings and office-automation SMTP credentials of an agency."""
+
+    async def go(svc: Services) -> Any:
+        agency_id = uuid.UUID(args.agency_id)
+        settings = svc.letter_settings
+        if args.action == "settings":
+            body: dict[str, Any] = {}
+            if args.from_address:
+                body["from_addresses"] = args.from_address
+            if args.office_mailbox is not None:
+                body["office_mailbox"] = args.office_mailbox
+            if args.reply_webhook_url is not None:
+                body["reply_webhook_url"] = args.reply_webhook_url
+            if args.deemed is not None:
+                body["deemed_delivery"] = (
+                    "on_open" if args.deemed == "on_open" else {"after_days": int(args.deemed)}
+                )
+            if not body:
+                await svc.agencies.get(agency_id)
+                return {"settings": await settings.get(agency_id)}
+            return {"settings": await settings.update(agency_id, body, actor=_actor())}
+        if args.action == "smtp-credential":
+            username, password = await settings.create_smtp_credential(
+                agency_id, args.username, actor=_actor()
+            )
+            return {"username": username, "password": password}
+        await settings.revoke_smtp_credential(agency_id, args.username, actor=_actor())
+        return {"revoked": args.username}
+
+    _print(asyncio.run(_with_services(cfg, go)))
+    return 0
+
+
 def cmd_verify_receipt(cfg: Config, args: argparse.Namespace) -> int:
     from gateway.letters.receipt_cli import verify_receipt_file
 
@@ -377,6 +411,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
     sim.set_defaults(fn=cmd_smsc_sim)
+
+    lt = sub.add_parser("letters", help="agency letter settings, SMTP credentials").add_subparsers(
+        dest="action", required=True
+    )
+    ls = lt.add_parser("settings", help="show, or change the given fields")
+    ls.add_argument("agency_id")
+    ls.add_argument(
+        "--from",
+        dest="from_address",
+        action="append",
+        help="office-automation From address (repeatable; replaces the list)",
+    )
+    ls.add_argument("--office-mailbox", dest="office_mailbox")
+    ls.add_argument("--reply-webhook-url", dest="reply_webhook_url")
+    ls.add_argument("--deemed", help="on_open, or a number of days after deposit")
+    lc = lt.add_parser("smtp-credential", help="create SMTP AUTH credentials (shown once)")
+    lc.add_argument("agency_id")
+    lc.add_argument("--username")
+    lr = lt.add_parser("revoke-smtp-credential")
+    lr.add_argument("agency_id")
+    lr.add_argument("username")
+    for name in ("settings", "smtp-credential", "revoke-smtp-credential"):
+        lt.choices[name].set_defaults(fn=cmd_letters)
 
     vr = sub.add_parser("verify-receipt", help="verify a letter receipt offline (exit 0 = valid)")
     vr.add_argument("file", help="receipt JSON (GET /v1/letters/{id}/receipt)")

@@ -25,7 +25,7 @@ from adapters.sms.simulator import SmscSimulator
 from gateway.api.app import build_app
 from gateway.config import Config, load_config
 from gateway.letters.evidence import verify_receipt
-from gateway.letters.runtime import letters_context
+from gateway.letters.runtime import letters_context, sample_letter_states
 from gateway.numbering import Request
 from gateway.runtime import sms_context
 from gateway.sealing import Sealer
@@ -247,6 +247,8 @@ async def test_retries_then_deposits_and_the_e_box_sees_one_letter(
     assert w.peer.calls == 4
     assert list(w.peer.deposits) == [letter["id"]]
     assert await w.event_types(letter["id"]) == ["accepted", "deposited"]
+    await sample_letter_states(w.svc)
+    assert metric("payam_letters", agency=str(tax.id), outcome="deposited") == 1
 
 
 async def test_permanent_refusal_and_attempts_used_up_are_final(

@@ -5,6 +5,7 @@ password, 550 invalid recipient, 552 too large, 553 foreign From, 554 refused co
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import smtplib
 import ssl
@@ -157,7 +158,10 @@ def rejections(code: str) -> float:
     return REGISTRY.get_sample_value("payam_letters_smtp_rejections_total", {"reason": code}) or 0.0
 
 
-async def test_smtplib_letter_with_attachments_to_a_person_and_a_company(smtp: Smtp) -> None:
+async def test_smtplib_letter_with_attachments_to_a_person_and_a_company(
+    smtp: Smtp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     msg = mail(
         [f"{PERSON}@{DOMAIN}", f"{COMPANY}@{DOMAIN}"],
         files=[("برگ.pdf", "application/pdf", PDF), ("scan.png", "image/png", PNG)],
@@ -169,8 +173,11 @@ async def test_smtplib_letter_with_attachments_to_a_person_and_a_company(smtp: S
         with smtp.connect() as s:
             return send_raw(s, msg, [f"{PERSON}@{DOMAIN}", f"{COMPANY}@{DOMAIN.upper()}"])
 
+    sessions = REGISTRY.get_sample_value("payam_letters_smtp_sessions_total") or 0.0
     code, text = await asyncio.to_thread(go)
     assert code == 250, text
+    # One session, though STARTTLS makes aiosmtpd see the connection twice.
+    assert REGISTRY.get_sample_value("payam_letters_smtp_sessions_total") == sessions + 1
     numbers = re.findall(r"KP-\d{4}-\d{4}-\d{4}", text)
     assert len(numbers) == 2
     assert all(parse_tracking(n) == n for n in numbers)
@@ -196,6 +203,10 @@ async def test_smtplib_letter_with_attachments_to_a_person_and_a_company(smtp: S
             ("برگ.pdf", "application/pdf", PDF),
             ("scan.png", "image/png", PNG),
         ]
+    # Privacy: the session's national codes and legal IDs never reach the logs.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert PERSON not in logged
+    assert COMPANY not in logged
 
 
 @pytest.mark.parametrize(

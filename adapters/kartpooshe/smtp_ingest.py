@@ -274,6 +274,22 @@ def _reply_for(exc: Problem) -> str:
     return f"554 5.6.0 {exc.code}: {exc.detail}"
 
 
+class _QuietAiosmtpd(logging.Filter):
+    """aiosmtpd logs every command line at INFO (``RCPT TO:<national-code@…>``): national codes
+    must not reach the logs (privacy rule), so its logger keeps WARNING and above, minus the
+    deprecation notice it writes on every AUTH (it sets the legacy ``login_data`` itself)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
+def quiet_aiosmtpd_logs() -> None:
+    mail_log = logging.getLogger("mail.log")
+    mail_log.setLevel(logging.WARNING)
+    if not any(isinstance(f, _QuietAiosmtpd) for f in mail_log.filters):
+        mail_log.addFilter(_QuietAiosmtpd())
+
+
 async def start_smtp(services: Services, port: int | None = None) -> asyncio.Server:
     """Listen on kartpooshe.smtp_host:smtp_port in the app's own event loop (the store's pool
     lives there; aiosmtpd's Controller would run a second loop in a thread)."""
@@ -285,6 +301,7 @@ async def start_smtp(services: Services, port: int | None = None) -> asyncio.Ser
         str(Path(cfg.evidence_key_file).parent),
         cfg.mail_domain,
     )
+    quiet_aiosmtpd_logs()
     handler = IngestHandler(services)
     loop = asyncio.get_running_loop()
     # Base64 makes attachments a third larger on the wire; headers and body need some room.
