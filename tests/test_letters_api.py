@@ -336,3 +336,31 @@ def _rehash(doc: dict[str, Any], key: str, value: str) -> None:
         )
     }
     event["event_sha256"] = sha256_hex(canonical({"v": 1, **payload}))
+
+
+async def test_garbled_multipart_and_an_event_before_the_deposit(
+    lsvc: Services, lclient: Any
+) -> None:
+    tax = await letter_agency(lsvc, lclient)
+    resp = await lclient.post(
+        "/v1/letters",
+        data=b"--x\r\nContent-Disposition: form-data\r\n\r\nno end",
+        headers={**tax.headers(), "Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert resp.status == 400
+    assert (await resp.json())["code"] in ("malformed_multipart", "malformed_json")
+    _, letter = await tax.send(metadata())
+    from tests.letters_harness import EBOX_TO_GW
+
+    body = {
+        "event_id": "0b0e5bb6-7a5c-4d1e-9a52-8d1b8b9b7a11",
+        "letter_id": letter["id"],
+        "type": "opened",
+        "at": "2026-12-03T10:05:00Z",
+        "actor": {"kind": "owner"},
+    }
+    resp = await lclient.post(
+        "/kartpooshe/v1/events", json=body, headers={"Authorization": f"Bearer {EBOX_TO_GW}"}
+    )
+    assert resp.status == 503  # not recorded as deposited yet: the e-box retries
+    assert await lsvc.store.pool.fetchval("SELECT count(*) FROM ebox_events_seen") == 0

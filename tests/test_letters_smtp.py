@@ -313,3 +313,25 @@ async def test_swaks_sends_a_letter_and_is_refused_without_auth(smtp: Smtp, tmp_
     assert done.returncode != 0
     assert "535" in done.stdout
     assert await smtp.svc.store.pool.fetchval("SELECT count(*) FROM letters") == 1
+
+
+async def test_a_resent_message_is_the_same_letter(smtp: Smtp) -> None:
+    rcpt = f"{PERSON}@{DOMAIN}"
+    msg = mail([rcpt], files=[("a.pdf", "application/pdf", PDF)])
+
+    def go(m: EmailMessage) -> tuple[int, str]:
+        with smtp.connect() as s:
+            return send_raw(s, m, [rcpt])
+
+    first = await asyncio.to_thread(go, msg)
+    again = await asyncio.to_thread(go, msg)
+    assert first[0] == again[0] == 250
+    assert first[1] == again[1]  # the same tracking number
+    assert await smtp.svc.store.pool.fetchval("SELECT count(*) FROM letters") == 1
+    other = mail([rcpt])
+    del other["Message-ID"]
+    other["Message-ID"] = msg["Message-ID"]
+    code, text = await asyncio.to_thread(go, other)
+    assert code == 554
+    assert "Message-ID was already used" in text
+    assert await smtp.svc.store.pool.fetchval("SELECT count(*) FROM letters") == 1

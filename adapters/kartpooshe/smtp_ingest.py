@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import hashlib
 import logging
 import re
 import uuid
@@ -243,6 +244,7 @@ class IngestHandler:
         deemed = _deemed(msg.get("X-Payam-Deemed-Delivery"))
         agency = await self._svc.agencies.get(self._agency_id(session))
         mail_id = str(msg.get("Message-ID", "")).strip()
+        digest = hashlib.sha256(raw).digest()
         tracking: list[str] = []
         for rcpt in envelope.rcpt_tos:
             parsed = parse_recipient(rcpt, self._cfg.mail_domain)
@@ -257,9 +259,17 @@ class IngestHandler:
                 notify_sms=_yes(msg.get("X-Payam-Notify-SMS"), True),
                 client_ref=str(msg.get("X-Payam-Client-Ref", ""))[:100],
             )
-            letter, _ = await self._svc.letters.accept(
-                agency, draft, attachments, source="smtp", mail_message_id=mail_id
-            )
+            if mail_id:
+                # Office automation resends a message whose 250 it did not see: the same
+                # Message-ID and bytes give the same letter, not a second one.
+                key = f"smtp:{parsed[1]}:{mail_id}"[:200]
+                letter, _ = await self._svc.letters.accept_idempotent(
+                    agency, draft, attachments, key, digest, source="smtp", mail_message_id=mail_id
+                )
+            else:
+                letter, _ = await self._svc.letters.accept(
+                    agency, draft, attachments, source="smtp"
+                )
             tracking.append(letter.tracking_number)
         return f"250 2.0.0 Accepted: {' '.join(tracking)}"
 
@@ -269,6 +279,8 @@ def _reply_for(exc: Problem) -> str:
         return f"552 5.3.4 {exc.detail}"
     if exc.code in ("unsupported_attachment", "invalid_attachment", "too_many_attachments"):
         return f"554 5.6.1 {exc.detail}"
+    if exc.code == "idempotency_key_reused":
+        return "554 5.6.0 This Message-ID was already used for another message"
     if exc.code == "no_sender":
         return "554 5.7.1 The SMS notice needs the agency's 4040 number (or X-Payam-Notify-SMS: no)"
     return f"554 5.6.0 {exc.code}: {exc.detail}"

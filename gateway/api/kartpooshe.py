@@ -95,8 +95,13 @@ async def ebox_event(request: web.Request) -> web.Response:
             if await tx.letters.event_seen(event_id, letter_id, kind):
                 LETTER_EBOX_EVENTS.labels(kind, "repeat").inc()
                 return web.Response(status=204)
+            if letter.status == "failed":
+                raise Problem("invalid_event", "the letter was never deposited")
             if letter.deposited_at is None:
-                raise Problem("invalid_event", "the letter is not deposited yet")
+                # The e-box answered the deposit but our record of it is not committed yet
+                # (the citizen was quick): 503 makes the e-box retry (protocol §2), where a
+                # 4xx would make it drop the event.
+                raise Problem("service_unavailable", "the deposit is still being recorded; retry")
             if reply is None:
                 await lifecycle.opened(tx, letter, at, actor["kind"])
             else:

@@ -16,7 +16,8 @@ from gateway.letters.service import Draft, letter_view, parse_metadata, request_
 from gateway.letters.tracking_numbers import parse_tracking
 from gateway.store.letters import LetterReply, StoredAttachment
 
-_METADATA_LIMIT = 256 * 1024
+# 100,000 characters of body, \u-escaped by some JSON encoders, fit in this.
+_METADATA_LIMIT = 1024 * 1024
 
 
 def _letter_id(request: web.Request) -> uuid.UUID:
@@ -52,7 +53,10 @@ async def _read_letter(request: web.Request) -> tuple[bytes, Draft, list[Attachm
     attachments: list[Attachment] = []
     total = 0
     while True:
-        part = await reader.next()
+        try:
+            part = await reader.next()
+        except (ValueError, AssertionError) as exc:
+            raise Problem("malformed_multipart", str(exc)[:200]) from None
         if part is None:
             break
         if not isinstance(part, BodyPartReader):

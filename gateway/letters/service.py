@@ -216,38 +216,65 @@ class LetterService:
                 notice_message_id=None,
                 notice_state="" if notify else "off",
             )
-            async with self._store.transaction() as tx:
-                if idempotency is not None and not await tx.letters.idempotent_claim(
-                    agency.id, idempotency[0], idempotency[1], letter_id
-                ):
-                    raise _Raced()
-                if not await tx.letters.insert(letter, stored):
-                    continue  # tracking number drawn twice: roll back, draw again
-                await self.chain.append(
-                    tx,
-                    letter,
-                    "accepted",
-                    at,
-                    {
-                        "tracking_number": letter.tracking_number,
-                        "agency_id": str(agency.id),
-                        "source": source,
-                        "attachments": len(stored),
-                    },
-                )
+            try:
+                await self._commit(agency, letter, stored, source, idempotency)
+            except _TrackingTaken:
+                continue  # the tracking number was drawn twice: rolled back, draw another
             LETTERS_ACCEPTED.labels(str(agency.id), source).inc()
             self.wake.set()
             return letter, True
         raise Problem("service_unavailable", "could not draw a free tracking number")
 
+    async def _commit(
+        self,
+        agency: Agency,
+        letter: Letter,
+        stored: list[StoredAttachment],
+        source: str,
+        idempotency: tuple[str, bytes] | None,
+    ) -> None:
+        """Letter, attachments, idempotency key and the signed "accepted" event: all or none."""
+        async with self._store.transaction() as tx:
+            if idempotency is not None and not await tx.letters.idempotent_claim(
+                agency.id, idempotency[0], idempotency[1], letter.id
+            ):
+                raise _Raced()
+            if not await tx.letters.insert(letter, stored):
+                raise _TrackingTaken()
+            await self.chain.append(
+                tx,
+                letter,
+                "accepted",
+                letter.accepted_at,
+                {
+                    "tracking_number": letter.tracking_number,
+                    "agency_id": str(agency.id),
+                    "source": source,
+                    "attachments": len(stored),
+                },
+            )
+
     async def accept_idempotent(
-        self, agency: Agency, draft: Draft, attachments: list[Attachment], key: str, digest: bytes
+        self,
+        agency: Agency,
+        draft: Draft,
+        attachments: list[Attachment],
+        key: str,
+        digest: bytes,
+        *,
+        source: str = "api",
+        mail_message_id: str = "",
     ) -> tuple[Letter, bool]:
         if not 1 <= len(key) <= 200:
             raise Problem("invalid_idempotency_key", "1..200 characters")
         try:
             return await self.accept(
-                agency, draft, attachments, source="api", idempotency=(key, digest)
+                agency,
+                draft,
+                attachments,
+                source=source,
+                mail_message_id=mail_message_id,
+                idempotency=(key, digest),
             )
         except _Raced:
             found = await self._replay(agency.id, key, digest)
@@ -308,6 +335,10 @@ class LetterService:
 
 
 class _Raced(Exception):
+    pass
+
+
+class _TrackingTaken(Exception):
     pass
 
 
