@@ -364,3 +364,31 @@ async def test_garbled_multipart_and_an_event_before_the_deposit(
     )
     assert resp.status == 503  # not recorded as deposited yet: the e-box retries
     assert await lsvc.store.pool.fetchval("SELECT count(*) FROM ebox_events_seen") == 0
+
+
+async def test_agency_default_deemed_policy_and_per_letter_override(
+    lsvc: Services, lclient: Any, admin_token: str
+) -> None:
+    from tests.conftest import auth
+
+    tax = await letter_agency(lsvc, lclient)
+    status, body = await tax.send(metadata())
+    assert body["deemed_delivery"] == {"after_days": 10}  # the platform default
+    resp = await lclient.patch(
+        f"/admin/v1/agencies/{tax.id}/letters/settings",
+        json={"deemed_delivery": "on_open"},
+        headers=auth(admin_token),
+    )
+    assert resp.status == 200
+    resp = await lclient.patch(
+        f"/admin/v1/agencies/{tax.id}/letters/settings",
+        json={"deemed_delivery": {"after_days": 0}},
+        headers=auth(admin_token),
+    )
+    assert (await resp.json())["code"] == "invalid_value"
+    _, body = await tax.send(metadata(subject="دوم"))
+    assert body["deemed_delivery"] == "on_open"
+    _, body = await tax.send(metadata(subject="سوم", deemed_delivery={"after_days": 20}))
+    assert body["deemed_delivery"] == {"after_days": 20}
+    status, _ = await tax.get(f"/admin/v1/agencies/{tax.id}/letters/settings")
+    assert status == 403  # an agency key cannot read admin routes

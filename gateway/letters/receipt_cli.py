@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -19,6 +20,7 @@ from gateway.letters.evidence import (
     load_public_key,
     verify_receipt,
 )
+from gateway.persian import jalali
 
 
 def _trusted(path: str) -> dict[str, Ed25519PublicKey]:
@@ -48,6 +50,10 @@ def verify_receipt_file(path: str, public_key: str | None) -> int:
         f"VALID: letter {letter['tracking_number']} ({letter['id']}), "
         f"{len(types)} events: {' → '.join(types)}\n"
     )
+    for event in receipt["events"]:
+        # People read Jalali dates, Tehran time (MISSION §3); the signed value stays UTC.
+        at = datetime.fromisoformat(event["at"])
+        sys.stdout.write(f"  {event['seq']}. {event['type']:<17} {event['at']}  {jalali(at)}\n")
     if trusted is None:
         sys.stdout.write(
             "note: signatures were checked against the key carried in the receipt; pass "
