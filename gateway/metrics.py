@@ -121,7 +121,8 @@ LETTERS_ACCEPTED = Counter(
 )
 LETTERS_BY_STATE = Gauge(
     "payam_letters",
-    "Letters by current state (accepted, deposited, notified, opened, replied, failed) and agency.",
+    "Letters accepted in the last 30 days, by current state (accepted, deposited, notified, "
+    "opened, replied, failed) and agency.",
     ["agency", "outcome"],
 )
 LETTER_DEPOSITS = Counter(

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from gateway.api.http import read_json, services
@@ -69,10 +70,28 @@ def _reply(body: dict[str, Any]) -> IncomingReply:
     return IncomingReply(rid, text, files)
 
 
+async def _read_event(request: web.Request) -> Any:
+    """Replies carry their attachments in base64, so an event may be larger than the API's
+    usual http.max_body_bytes: up to the letters' own attachment limit."""
+    if request.content_type != "application/json":
+        raise Problem("unsupported_media_type", f"got {request.content_type or 'no type'}")
+    cfg = services(request).config.kartpooshe
+    limit = cfg.max_total_bytes * 4 // 3 + 1_048_576
+    if (request.content_length or 0) > limit:
+        raise Problem("body_too_large", f"at most {limit} bytes")
+    raw = await request.read()
+    if len(raw) > limit:
+        raise Problem("body_too_large", f"at most {limit} bytes")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem("malformed_json", str(exc)) from None
+
+
 async def ebox_event(request: web.Request) -> web.Response:
     """POST /kartpooshe/v1/events: opened / replied; idempotent by event_id (204 again)."""
     _authorise(request)
-    body = await read_json(request)
+    body = await _read_event(request)
     if not isinstance(body, dict):
         raise Problem("invalid_event", "a JSON object")
     kind = body.get("type")

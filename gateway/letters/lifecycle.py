@@ -167,6 +167,8 @@ class Lifecycle:
     ) -> LetterReply | None:
         if not letter.reply_allowed:
             raise Problem("reply_not_allowed", "this letter does not take replies")
+        if len(reply.attachments) > self._cfg.max_attachments:
+            raise Problem("invalid_event", f"at most {self._cfg.max_attachments} attachments")
         files: list[StoredAttachment] = []
         for i, a in enumerate(reply.attachments):
             try:
@@ -189,6 +191,8 @@ class Lifecycle:
                     i, checked.name, checked.content_type, checked.size, checked.sha256, data
                 )
             )
+        if sum(f.size for f in files) > self._cfg.max_total_bytes:
+            raise Problem("invalid_event", f"attachments over {self._cfg.max_total_bytes} bytes")
         digest = sha256_hex(
             canonical({"text": reply.text, "attachments": [f.meta() for f in files]})
         )

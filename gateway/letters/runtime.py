@@ -29,9 +29,19 @@ DEEMED_INTERVAL = 60.0
 GAUGE_INTERVAL = 15.0
 
 
+_SEEN_STATES: set[tuple[str, str]] = set()
+
+
 async def sample_letter_states(services: Services) -> None:
-    for agency, state, n in await services.store.letters.counts_by_state():
-        LETTERS_BY_STATE.labels(agency, state).set(n)
+    """Set the gauge per (agency, state); pairs that dropped to no letters go back to 0."""
+    now = {
+        (agency, state): n for agency, state, n in await services.store.letters.counts_by_state()
+    }
+    for pair in _SEEN_STATES - now.keys():
+        LETTERS_BY_STATE.labels(*pair).set(0)
+    for pair, n in now.items():
+        LETTERS_BY_STATE.labels(*pair).set(n)
+    _SEEN_STATES.update(now)
 
 
 def letters_context(services: Services) -> Callable[[web.Application], AsyncIterator[None]]:
