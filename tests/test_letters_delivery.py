@@ -366,3 +366,62 @@ async def test_one_time_codes(world: Callable[..., Awaitable[World]]) -> None:
 
 async def _otp_delivered(w: World, code: str) -> bool:
     return any(code in m.text for m in w.sim.received)
+
+
+async def test_a_letter_by_mail_travels_to_the_e_box(
+    world: Callable[..., Awaitable[World]], admin_token: str
+) -> None:
+    """The runtime serves SMTP ingestion when kartpooshe.smtp_port is set; a mailed letter is
+    deposited like any other."""
+    import smtplib
+    import socket
+    import ssl
+    from email import policy as email_policy
+    from email.message import EmailMessage
+
+    from tests.conftest import auth
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    w = await world(PAYAM_KARTPOOSHE_SMTP_PORT=str(port))
+    tax = await w.agency()
+    await w.client.patch(
+        f"/admin/v1/agencies/{tax.id}/letters/settings",
+        json={"from_addresses": ["oa@tax.gov.ir"]},
+        headers=auth(admin_token),
+    )
+    resp = await w.client.post(
+        f"/admin/v1/agencies/{tax.id}/letters/smtp-credentials", headers=auth(admin_token)
+    )
+    cred = await resp.json()
+    msg = EmailMessage()
+    msg["From"] = "oa@tax.gov.ir"
+    msg["To"] = f"{PERSON}@ebox.test.ir"
+    msg["Subject"] = "ابلاغیه"
+    msg.set_content("متن نامه")
+    msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="n.pdf")
+
+    def send() -> tuple[int, bytes]:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+            s.starttls(context=ctx)
+            s.login(cred["username"], cred["password"])
+            s.mail("oa@tax.gov.ir")
+            s.rcpt(f"{PERSON}@ebox.test.ir")
+            return s.data(msg.as_bytes(policy=email_policy.SMTP))
+
+    code, text = await asyncio.to_thread(send)
+    assert code == 250, text
+    tracking = re.search(rb"KP-\d{4}-\d{4}-\d{4}", text)
+    assert tracking is not None
+    lid = str(
+        await w.svc.store.pool.fetchval(
+            "SELECT id FROM letters WHERE tracking_number = $1", tracking.group().decode()
+        )
+    )
+    await wait_for(lambda: _status_in(w, lid, {"deposited", "notified"}))
+    assert w.peer.deposits[lid]["subject"] == "ابلاغیه"
+    assert [d for _, d in w.peer.files[lid]] == [PDF]
