@@ -127,7 +127,7 @@ LETTERS_BY_STATE = Gauge(
 )
 LETTER_DEPOSITS = Counter(
     "payam_letters_deposits_total",
-    "Deposit attempts at the e-box, by outcome (deposited, retried, failed).",
+    "Deposit attempts at the e-box, by outcome (deposited, retried, failed, test).",
     ["outcome"],
 )
 LETTER_TIME_TO_OPEN = Histogram(

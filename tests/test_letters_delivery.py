@@ -425,3 +425,21 @@ async def test_a_letter_by_mail_travels_to_the_e_box(
     await wait_for(lambda: _status_in(w, lid, {"deposited", "notified"}))
     assert w.peer.deposits[lid]["subject"] == "ابلاغیه"
     assert [d for _, d in w.peer.files[lid]] == [PDF]
+
+
+async def test_test_keys_never_reach_the_e_box_or_a_phone(
+    world: Callable[..., Awaitable[World]],
+) -> None:
+    w = await world()
+    live = await w.agency()
+    test = LetterAgency(w.client, live.id, await make_key(w.svc, live.id, key_type="test"))
+    status, letter = await test.send(metadata())
+    assert status == 202
+    assert letter["test"] is True
+    await wait_for(lambda: _status_in(w, letter["id"], {"deposited"}))
+    assert w.peer.calls == 0
+    row = await w.letter(letter["id"])
+    assert row["notice_state"] == "test"
+    _, got = await test.get(f"/v1/letters/{letter['id']}")
+    assert [e["detail"].get("test") for e in got["evidence"]] == [True, True]
+    assert await w.svc.store.pool.fetchval("SELECT count(*) FROM messages") == 0

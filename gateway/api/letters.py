@@ -102,11 +102,16 @@ async def send_letter(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         letter, created = await svc.letters.accept(
-            principal.agency, draft, attachments, source="api"
+            principal.agency, draft, attachments, source="api", is_test=principal.is_test
         )
     else:
         letter, created = await svc.letters.accept_idempotent(
-            principal.agency, draft, attachments, key, request_digest(metadata, attachments)
+            principal.agency,
+            draft,
+            attachments,
+            key,
+            request_digest(metadata, attachments),
+            is_test=principal.is_test,
         )
     metas = [
         StoredAttachment(i, a.name, a.content_type, a.size, a.sha256, b"")

@@ -131,6 +131,7 @@ def schemas() -> dict[str, Any]:
                 "notice": {"type": ["string", "null"]},
                 "client_ref": STR,
                 "source": {"enum": ["api", "smtp"]},
+                "test": {"type": "boolean", "description": "sent with a test key"},
                 "content_sha256": STR,
                 "attachments": {"type": "array", "items": ATTACHMENT},
                 "accepted_at": TIME,

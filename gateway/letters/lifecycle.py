@@ -69,20 +69,25 @@ class Lifecycle:
         """The e-box holds the letter; queue the SMS notice in the same transaction."""
         msisdn: str | None = None
         pre = await self._store.letters.get(letter_id)
-        if pre is not None and pre.notify_sms:
+        if pre is not None and pre.notify_sms and not pre.is_test:
             found = await self._directory.numbers_for([pre.recipient_id])
             msisdn = next(iter(found.values()), None)
         async with self._store.transaction() as tx:
             letter = await tx.letters.lock(letter_id)
             if letter is None or letter.deposited_at is not None or letter.status == "failed":
                 return
-            await self._chain.append(tx, letter, "deposited", at, {"ebox_status": http_status})
+            detail: dict[str, Any] = {"ebox_status": http_status}
+            if letter.is_test:
+                detail["test"] = True
+            await self._chain.append(tx, letter, "deposited", at, detail)
             fields: dict[str, Any] = {
                 "status": advance(letter, "deposited"),
                 "deposited_at": at,
                 "leased_until": datetime.min.replace(tzinfo=UTC),
             }
-            if letter.notify_sms:
+            if letter.notify_sms and letter.is_test:
+                fields["notice_state"] = "test"  # no SMS for test traffic
+            elif letter.notify_sms:
                 agency = await tx.agencies.get(letter.agency_id)
                 sender = notice_sender(
                     await tx.numbering.for_agency(letter.agency_id, include_released=False)

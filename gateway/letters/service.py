@@ -147,6 +147,7 @@ class LetterService:
         mail_message_id: str = "",
         idempotency: tuple[str, bytes] | None = None,
         now: datetime | None = None,
+        is_test: bool = False,
     ) -> tuple[Letter, bool]:
         """Commit the letter; (letter, created). ``idempotency`` = (key, request digest): the
         same key with the same digest answers with the letter already made."""
@@ -215,6 +216,7 @@ class LetterService:
                 failed_at=None,
                 notice_message_id=None,
                 notice_state="" if notify else "off",
+                is_test=is_test,
             )
             try:
                 await self._commit(agency, letter, stored, source, idempotency)
@@ -251,6 +253,7 @@ class LetterService:
                     "agency_id": str(agency.id),
                     "source": source,
                     "attachments": len(stored),
+                    **({"test": True} if letter.is_test else {}),
                 },
             )
 
@@ -264,6 +267,7 @@ class LetterService:
         *,
         source: str = "api",
         mail_message_id: str = "",
+        is_test: bool = False,
     ) -> tuple[Letter, bool]:
         if not 1 <= len(key) <= 200:
             raise Problem("invalid_idempotency_key", "1..200 characters")
@@ -275,6 +279,7 @@ class LetterService:
                 source=source,
                 mail_message_id=mail_message_id,
                 idempotency=(key, digest),
+                is_test=is_test,
             )
         except _Raced:
             found = await self._replay(agency.id, key, digest)
@@ -363,6 +368,7 @@ def letter_view(
         "notice": letter.notice_state or None,
         "client_ref": letter.client_ref,
         "source": letter.source,
+        "test": letter.is_test,
         "content_sha256": letter.content_sha256,
         "attachments": [a.meta() for a in attachments],
         "accepted_at": _iso(letter.accepted_at),

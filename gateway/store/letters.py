@@ -16,7 +16,8 @@ from gateway.store.db import Executor, Record
 _LETTER_COLUMNS = """id, agency_id, tracking_number, recipient_kind, recipient_id, subject, body,
     reply_allowed, deemed_policy, deemed_days, notify_sms, content_sha256, source,
     mail_message_id, client_ref, status, attempts, last_error, accepted_at, deposited_at,
-    notified_at, opened_at, replied_at, deemed_at, failed_at, notice_message_id, notice_state"""
+    notified_at, opened_at, replied_at, deemed_at, failed_at, notice_message_id, notice_state,
+    is_test"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class Letter:
     failed_at: datetime | None
     notice_message_id: uuid.UUID | None
     notice_state: str
+    is_test: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,7 @@ class LetterStore:
             "letter_insert",
             f"""INSERT INTO letters ({_LETTER_COLUMNS})
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                        $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
+                        $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
                 ON CONFLICT (tracking_number) DO NOTHING RETURNING true""",
             *(getattr(letter, f.name) for f in dataclasses.fields(Letter)),
         )

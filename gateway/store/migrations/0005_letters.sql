@@ -57,7 +57,10 @@ CREATE TABLE letters (
     deemed_at          timestamptz,
     failed_at          timestamptz,
     notice_message_id  uuid,
-    notice_state       text        NOT NULL DEFAULT ''
+    notice_state       text        NOT NULL DEFAULT '',
+    -- Sent with a test key: never reaches the e-box or a phone (docs/API.md), but goes through
+    -- the same states and signed events, marked as test.
+    is_test            boolean     NOT NULL DEFAULT false
 );
 CREATE INDEX letters_agency ON letters (agency_id, accepted_at DESC);
 CREATE INDEX letters_due ON letters (next_attempt_at) WHERE status = 'accepted';
