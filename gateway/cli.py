@@ -75,8 +75,7 @@ async def _with_services(cfg: Config, fn: Callable[[Services], Awaitable[Any]]) 
 def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
     from gateway.server import run
 
-    run(cfg, database_url(cfg), load_sealer(cfg))
-    return 0
+    return run(cfg, database_url(cfg), load_sealer(cfg), args.role)
 
 
 def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
@@ -330,7 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file (default: $PAYAM_CONFIG, else built-in defaults)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", help="run the HTTP gateway").set_defaults(fn=cmd_serve)
+    serve = sub.add_parser("serve", help="run the HTTP gateway")
+    serve.set_defaults(fn=cmd_serve)
+    # Set by the supervisor of http.workers > 1 (gateway/workers.py), not by people.
+    serve.add_argument(
+        "--role", choices=("single", "primary", "api"), default="single", help=argparse.SUPPRESS
+    )
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
     sub.add_parser(
         "init", help="local setup: master key, migrations, first admin token"

@@ -52,6 +52,9 @@ class HttpConfig:
     # peer is one of these (so a client cannot forge its address into the audit log).
     trusted_proxies: tuple[str, ...] = ()
     shutdown_drain_seconds: float = 10.0
+    # Processes serving HTTP on the port (SO_REUSEPORT): one per core on a machine that does
+    # nothing else. The first also runs dispatch and the SMPP binds (gateway/workers.py).
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +363,8 @@ def _validate(cfg: Config) -> None:
     if not 0 <= http.port <= 65535:
         raise ConfigError("http.port", "must be a TCP port (0 picks a free one)")
     positive("http.max_body_bytes", http.max_body_bytes)
+    if not 1 <= http.workers <= 64:
+        raise ConfigError("http.workers", f"must be 1..64, got {http.workers}")
     if cfg.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("log.level", "must be DEBUG, INFO, WARNING or ERROR")
     positive("auth.iat_skew_seconds", cfg.auth.iat_skew_seconds)

@@ -7,7 +7,37 @@ bounded whatever the traffic.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+from typing import Any
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client import Gauge as _Gauge
+
+
+def Gauge(*args: Any, **kwargs: Any) -> _Gauge:  # noqa: N802 - reads like the class it makes
+    """A gauge that adds up over the live processes when ``http.workers`` > 1
+    (gateway/workers.py): each process reports its own share (its binds, its window), and the
+    values of a process that died are dropped. With one process it is a plain gauge."""
+    kwargs.setdefault("multiprocess_mode", "livesum")
+    return _Gauge(*args, **kwargs)
+
+
+def scrape() -> bytes:
+    """The text exposition for ``GET /metrics``: with several worker processes, every metric
+    read from prometheus-client's multiprocess files, so any process answers for all."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
 
 HTTP_REQUESTS = Counter(
     "payam_http_requests_total",

@@ -22,7 +22,7 @@ from gateway.api import (
     messages,
     openapi,
 )
-from gateway.api.http import DRAINING, SERVICES, periodic, problem_middleware
+from gateway.api.http import BACKGROUND, DRAINING, SERVICES, periodic, problem_middleware
 from gateway.services import Services
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ async def _start_draining(app: web.Application) -> None:
     app[DRAINING][0] = True
 
 
-def build_app(services: Services) -> web.Application:
+def build_app(services: Services, *, background: bool = True) -> web.Application:
+    """``background``: also run this process's share of periodic jobs (False in HTTP-only
+    worker processes, gateway/workers.py)."""
     app = web.Application(
         middlewares=[problem_middleware],
         # Batches may be larger; every other route checks http.max_body_bytes itself.
@@ -53,6 +55,7 @@ def build_app(services: Services) -> web.Application:
     )
     app[SERVICES] = services
     app[DRAINING] = [False]
+    app[BACKGROUND] = background
     for module in (
         health,
         me,
@@ -69,6 +72,7 @@ def build_app(services: Services) -> web.Application:
         openapi,
     ):
         module.register(app)
-    app.cleanup_ctx.append(_purge_seen_tokens)
+    if background:
+        app.cleanup_ctx.append(_purge_seen_tokens)
     app.on_shutdown.append(_start_draining)
     return app
