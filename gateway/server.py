@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.api.app import build_app
 from gateway.config import Config
+from gateway.letters.runtime import letters_context
 from gateway.logs import setup_logging
 from gateway.runtime import sms_context
 from gateway.sealing import Sealer
@@ -39,6 +40,9 @@ async def create_app(
     app = build_app(services, background=background)
     if background:
         app.cleanup_ctx.append(sms_context(services))
+        # The letters' workers and the SMTP listener run where the SMS runtime does: in one
+        # process of several (http.workers), so the SMTP port is bound once.
+        app.cleanup_ctx.append(letters_context(services))
 
     async def close_pool(_: web.Application) -> None:
         await pool.close()

@@ -12,6 +12,7 @@ from adapters.ussd import http_front as ussd_http
 from gateway import availability, ops_metrics
 from gateway.api import (
     admin_agencies,
+    admin_letters,
     admin_numbering,
     admin_operations,
     admin_reports,
@@ -19,6 +20,8 @@ from gateway.api import (
     admin_ussd,
     batches,
     health,
+    kartpooshe,
+    letters,
     me,
     messages,
     openapi,
@@ -102,7 +105,10 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         me,
         messages,
         batches,
+        letters,
+        kartpooshe,
         admin_agencies,
+        admin_letters,
         admin_numbering,
         admin_operations,
         admin_reports,
