@@ -193,6 +193,7 @@ class OpsConfig:
     tariffs_file: str = ""
 
 
+@dataclass(frozen=True, slots=True)
 class KartpoosheConfig:
     # The e-box service (docs/KARTPOOSHE_PROTOCOL.md). Empty = letters are accepted and kept,
     # but no delivery worker runs (nothing is deposited until a base URL is configured).
