@@ -137,7 +137,7 @@ def overview() -> dict[str, Any]:
                         f'sum(rate(payam_ussd_sessions_total{{outcome="started"}}[{RI}]))',
                         "USSD dialogs",
                     ),
-                    (f"sum(rate(payam_letters_total[{RI}]))", EBOX + "letters"),
+                    (f"sum(rate(payam_letters_accepted_total[{RI}]))", EBOX + "letters"),
                 ],
                 "reqps",
             ),
@@ -408,29 +408,28 @@ def ussd() -> dict[str, Any]:
 
 def ebox() -> dict[str, Any]:
     # Issue 5 asks for: letters by state and agency, time to open, SMTP sessions and
-    # rejections, reply deliveries. The names below are this dashboard's proposal; the
-    # catch-all panel shows whatever the e-box branch exports until they are aligned.
-    note = "E-box and e-mail metrics come from the e-box branch; empty until it is merged."
+    # rejections, reply deliveries: the Letters block of gateway/metrics.py.
+    note = "Letters metrics; the real-Prometheus test does not carry letter traffic yet."
     return dashboard(
         "payam-ebox",
         "Payam Iran — E-box and e-mail / کارت‌پوشه و رایانامه",
         [
             ts(
                 EBOX + "Letters by state",
-                [(f"sum by (state) (rate(payam_letters_total[{RI}]))", "{{state}}")],
-                "reqps",
+                [("sum by (outcome) (payam_letters)", "{{outcome}}")],
+                "short",
                 note,
             ),
             ts(
                 EBOX + "Letters by agency",
-                [(f"sum by (agency) (rate(payam_letters_total[{RI}]))", "{{agency}}")],
+                [(f"sum by (agency) (rate(payam_letters_accepted_total[{RI}]))", "{{agency}}")],
                 "reqps",
                 note,
             ),
             ts(
                 EBOX + "Time to open (p50, p95)",
                 [
-                    (q(p, "payam_letters_open_seconds", "agency"), f"{{{{agency}}}} p{p}")
+                    (q(p, "payam_letters_time_to_open_seconds", "job"), f"p{p}")
                     for p in ("0.5", "0.95")
                 ],
                 "s",
@@ -440,8 +439,9 @@ def ebox() -> dict[str, Any]:
                 EBOX + "Reply deliveries by outcome",
                 [
                     (
-                        f"sum by (outcome) (rate(payam_letters_replies_total[{RI}]))",
-                        "{{outcome}}",
+                        f"sum by (channel, outcome) "
+                        f"(rate(payam_letters_reply_deliveries_total[{RI}]))",
+                        "{{channel}} {{outcome}}",
                     )
                 ],
                 "reqps",
@@ -450,9 +450,9 @@ def ebox() -> dict[str, Any]:
             ts(
                 EBOX + "SMTP sessions and rejections",
                 [
-                    (f"sum(rate(payam_smtp_sessions_total[{RI}]))", "sessions"),
+                    (f"sum(rate(payam_letters_smtp_sessions_total[{RI}]))", "sessions"),
                     (
-                        f"sum by (reason) (rate(payam_smtp_rejections_total[{RI}]))",
+                        f"sum by (reason) (rate(payam_letters_smtp_rejections_total[{RI}]))",
                         "rejected: {{reason}}",
                     ),
                 ],
@@ -460,15 +460,19 @@ def ebox() -> dict[str, Any]:
                 note,
             ),
             ts(
-                EBOX + "Every letters/SMTP counter",
+                EBOX + "Deposits at the e-box and events from it",
                 [
                     (
-                        'sum by (__name__) ({__name__=~"payam_(letters|smtp)_.+_total"})',
-                        "{{__name__}}",
-                    )
+                        f"sum by (outcome) (rate(payam_letters_deposits_total[{RI}]))",
+                        "deposit {{outcome}}",
+                    ),
+                    (
+                        f"sum by (kind, outcome) (rate(payam_letters_ebox_events_total[{RI}]))",
+                        "{{kind}} {{outcome}}",
+                    ),
                 ],
-                "short",
-                note + " This panel lists whatever counters that branch exports.",
+                "reqps",
+                note,
             ),
         ],
         [],
