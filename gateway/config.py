@@ -157,6 +157,9 @@ class UssdConfig:
     # SMPP 3.4 ussd_service_op + its_session_info; "vendor_session_tag" keeps the session number
     # in vendor TLV 0x1403). Operators not listed use "standard".
     smpp_codecs: tuple[str, ...] = ()
+    # A push (USSN/USSR) with no confirmation from the phone this long ends as "timeout" and
+    # its SMS fallback goes out; a USSR waits for the citizen's answer as long.
+    push_timeout_seconds: float = 60.0
 
     def smpp_codec_map(self) -> dict[str, str]:
         return dict(entry.split("=", 1) for entry in self.smpp_codecs)
@@ -356,10 +359,12 @@ def _validate(cfg: Config) -> None:
             )
     for entry in u.smpp_codecs:
         name, _, codec = entry.partition("=")
-        if not name.isidentifier() or codec not in ("standard", "vendor_session_tag"):
+        if not name.isidentifier() or codec not in ("standard", "vendor_session_tag", "vendor_ops"):
             raise ConfigError(
-                "ussd.smpp_codecs", "each entry is operator=codec (standard, vendor_session_tag)"
+                "ussd.smpp_codecs",
+                "each entry is operator=codec (standard, vendor_session_tag, vendor_ops)",
             )
+    positive("ussd.push_timeout_seconds", u.push_timeout_seconds)
 
 
 def _operators(raw: Any, env: Mapping[str, str]) -> tuple[OperatorConfig, ...]:

@@ -112,3 +112,15 @@ USSD_REMOTE = Counter(
     "Calls to agencies' remote-screen endpoints, by outcome (ok, timeout, http_5xx, …).",
     ["outcome"],
 )
+USSD_PUSHES = Counter(
+    "payam_ussd_pushes_total",
+    "Network-initiated USSD pushes by how they ended (delivered, answered, busy, failed, "
+    "timeout), per operator. Per-agency counts are in the pushes table, not in labels: "
+    "agencies x operators x outcomes would be thousands of series.",
+    ["operator", "outcome"],
+)
+USSD_PUSH_FALLBACKS = Counter(
+    "payam_ussd_push_fallbacks_total",
+    "SMS fallbacks of failed pushes (sms_queued, refused), per operator.",
+    ["operator", "outcome"],
+)

@@ -65,9 +65,10 @@ async def services_bound(sim: SmscSimulator) -> bool:
 def test_codec_session_info_bits() -> None:
     c = UssdCodec("standard")
     assert c.session_number(0x2A06) == 0x2A
-    assert c.reply_info(0x2A06, end=False) == 0x2A06
-    assert c.reply_info(0x2A06, end=True) == 0x2A07
-    assert c.reply_info(0x2A07, end=False) == 0x2A06
+    assert c.sequence(0x2A06) == 3
+    assert c.reply_info(0x2A06, end=False, sequence=4) == 0x2A08
+    assert c.reply_info(0x2A06, end=True, sequence=4) == 0x2A09
+    assert c.reply_info(0x2A07, end=False) == 0x2A00
     assert screen_octets("abc") == (0, b"abc")
     assert screen_octets("سلام") == (8, "سلام".encode("utf-16-be"))
 
@@ -88,7 +89,7 @@ async def test_dial_answer_end(sms: Any) -> None:
     assert final.op == 17
     assert final.end
     assert final.text == "Sat-Wed 8-16"
-    assert final.its_session_info == 0x2A01  # end-of-session bit (SMPP 3.4 §5.3.2.43)
+    assert final.its_session_info == 0x2A03  # sequence 1, end-of-session (SMPP 3.4 §5.3.2.43)
     assert sim.received == []  # USSD screens are not SMS
 
 
@@ -106,7 +107,7 @@ async def test_persian_screen_is_ucs2(sms: Any) -> None:
     assert end.end
     assert end.data_coding == 8
     assert end.text == "شنبه تا چهارشنبه ۸ تا ۱۶"
-    assert end.its_session_info == 0x0701
+    assert end.its_session_info == 0x0705  # sequence 2, end bit
 
 
 async def test_unknown_code_ends(sms: Any) -> None:

@@ -18,6 +18,7 @@ from gateway.api import (
     me,
     messages,
     openapi,
+    ussd_pushes,
 )
 from gateway.api.http import DRAINING, SERVICES, periodic, problem_middleware
 from gateway.services import Services
@@ -60,6 +61,7 @@ def build_app(services: Services) -> web.Application:
         admin_routing,
         admin_ussd,
         ussd_http,
+        ussd_pushes,
         openapi,
     ):
         module.register(app)
