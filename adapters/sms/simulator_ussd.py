@@ -59,7 +59,9 @@ class UssdPhones:
         self._sim = sim
         self.screens: list[UssdScreen] = []
         self._changed = asyncio.Event()
-        self._dialogs: dict[str, _Dialog] = {}
+        # Open dialogs per phone by session number: one on a real handset; tests may open more
+        # by dialling with explicit session numbers.
+        self._dialogs: dict[str, dict[int, _Dialog]] = {}
         self.busy: set[str] = set()
         self.unreachable: set[str] = set()
 
@@ -68,11 +70,11 @@ class UssdPhones:
         return CODECS[self._sim.settings.ussd_codec]
 
     def in_dialog(self, phone: str) -> bool:
-        d = self._dialogs.get(phone)
-        if d is not None and time.monotonic() - d.since > DIALOG_SECONDS:
-            del self._dialogs[phone]
-            d = None
-        return phone in self.busy or d is not None
+        now = time.monotonic()
+        open_ = self._dialogs.get(phone, {})
+        for session in [n for n, d in open_.items() if now - d.since > DIALOG_SECONDS]:
+            del open_[session]
+        return phone in self.busy or bool(open_)
 
     def record(self, p: pdu.Pdu) -> None:
         """One USSD submit_sm from the ESME (already answered with submit_sm_resp)."""
@@ -89,19 +91,19 @@ class UssdPhones:
             info = int.from_bytes(raw, "big") if raw else None
         phone, service = d.destination_addr, d.source_addr
         session = c.session_number(info or 0)
-        dialog = self._dialogs.get(phone)
-        ours = dialog is not None and dialog.session == session
+        open_ = self._dialogs.setdefault(phone, {})
+        ours = session in open_
         push = op == c.ussn_request or (op == c.ussr_request and not ours)
-        if push and (self.in_dialog(phone) and not ours):
+        if push and self.in_dialog(phone):
             self._confirm_later(phone, service, op, info or 0, busy=True)
             return
         if push and phone in self.unreachable:
             return  # never shown, never confirmed
         end = op in (c.pssr_response, c.ussn_request) or bool((info or 0) & 1)
         if end:
-            self._dialogs.pop(phone, None)
-        else:
-            self._dialogs[phone] = _Dialog(session, service, time.monotonic())
+            open_.pop(session, None)
+        elif op != c.ussn_request:
+            open_[session] = _Dialog(session, service, time.monotonic())
         self.screens.append(
             UssdScreen(
                 phone=phone,
@@ -168,12 +170,14 @@ class UssdPhones:
 
         if self._sim._receiver(None) is None:
             raise SimulatorError("no receiver or transceiver is bound")
+        if op == c.pssr_indication:
+            dialog = _Dialog(c.session_number(info), service, time.monotonic())
+            self._dialogs.setdefault(phone, {})[dialog.session] = dialog
         if not await self._sim._deliver(build, None):
             raise SimulatorError("the ESME did not accept the message")
 
     async def dial(self, phone: str, code: str, session: int) -> None:
         """The phone dials ``code``: PSSR indication, session number in the high octet."""
-        self._dialogs[phone] = _Dialog(session & 0xFF, code, time.monotonic())
         await self.send(phone, code, code, self.codec.pssr_indication, (session & 0xFF) << 8)
 
     async def answer(self, phone: str, text: str) -> None:
