@@ -40,6 +40,7 @@ BUSY = "سامانه مشغول است؛ لطفاً دوباره تلاش کنی
 
 _DIALLED = re.compile(r"^\*\d+(?:\*[^*#]*)*#?$")
 _CAS_ATTEMPTS = 4
+_MAX_TRAIL = 32  # screens remembered for «۰ بازگشت»; menus are rarely deeper than a handful
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ class _State:
     inputs: dict[str, str]
     reply: str
     ended: bool
+    # Screens the dialog came through to this one, for «۰ بازگشت» on a first page.
+    trail: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -204,6 +207,7 @@ class SessionEngine:
             reply=reply.text,
             ended=reply.end,
             now=now,
+            trail=state.trail if state else (),
         )
 
     async def _dial(
@@ -236,7 +240,7 @@ class SessionEngine:
             return Reply(UNAVAILABLE, True)
         if found[0] != row.menu_version or row.screen not in found[1].screens:
             return Reply(MENU_CHANGED, True)
-        state = _State(row.screen, row.page, dict(row.inputs), row.reply, row.ended)
+        state = _State(row.screen, row.page, dict(row.inputs), row.reply, row.ended, row.trail)
         return _Dialog(key, agency, found[1], found[0], state)
 
     # -- the machine ---------------------------------------------------------------------
@@ -249,13 +253,15 @@ class SessionEngine:
 
     async def _enter(self, dialog: _Dialog, sid: str, inputs: dict[str, str]) -> _State:
         screen = dialog.menu.screens[sid]
+        here = dialog.state.screen
+        trail = (*dialog.state.trail, here)[-_MAX_TRAIL:] if here else ()
         if screen.kind == "remote":
             text = await self._remote.call(
                 dialog.agency, self._secret_for(dialog.agency), screen, dialog.key, inputs
             )
-            return _State(sid, 0, inputs, text, True)
+            return _State(sid, 0, inputs, text, True, trail)
         last = len(screen.pages) == 1
-        return _State(sid, 0, inputs, screen.pages[0], screen.kind == "message" and last)
+        return _State(sid, 0, inputs, screen.pages[0], screen.kind == "message" and last, trail)
 
     async def _press(self, dialog: _Dialog, value: str) -> _State:
         st = dialog.state
@@ -266,6 +272,12 @@ class SessionEngine:
             page += 1
         elif value == BACK and page > 0:
             page -= 1
+        elif value == BACK and screen.kind == "menu" and st.trail:
+            # On the first page of a menu, «۰ بازگشت» is the previous screen, at its first page.
+            back = st.trail[-1]
+            if back in dialog.menu.screens:
+                pages = dialog.menu.screens[back].pages
+                return replace(st, screen=back, page=0, reply=pages[0], trail=st.trail[:-1])
         elif screen.kind == "menu":
             if value.isascii() and value.isdigit() and 1 <= int(value) <= len(screen.options):
                 return await self._enter(dialog, screen.options[int(value) - 1].next, st.inputs)

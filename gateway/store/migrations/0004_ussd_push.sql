@@ -45,3 +45,7 @@ CREATE INDEX ussd_pushes_waiting ON ussd_pushes (operator, msisdn, session_numbe
     WHERE status IN ('submitting', 'sent');
 CREATE INDEX ussd_pushes_sent ON ussd_pushes (sent_at) WHERE status = 'sent';
 CREATE INDEX ussd_pushes_fallback ON ussd_pushes (updated_at) WHERE fallback = 'pending';
+
+-- «۰ بازگشت» on the first page of a menu goes back to the previous screen (docs/USSD.md): the
+-- screens the dialog came through, oldest first.
+ALTER TABLE ussd_sessions ADD COLUMN trail text[] NOT NULL DEFAULT '{}';
