@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from aiohttp import web
 
+from adapters.ussd.menu_files import PLATFORM, load_menu_dir, store_agency_menus
 from adapters.ussd.menus import Limits
 from adapters.ussd.remote import RemoteCaller
 from adapters.ussd.sessions import Reply, SessionEngine
@@ -39,14 +40,20 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     loop forgets idle sessions."""
     svc = app[SERVICES]
     cfg = svc.config.ussd
+    limits = Limits(cfg.page_chars_ucs2, cfg.page_chars_gsm7)
+    # Menu files are validated before anything is served: a bad one stops the start, naming the
+    # file and the screen (MenuFileError).
+    files = load_menu_dir(cfg.menus_dir, limits)
+    await store_agency_menus(svc.store, files)
+    platform = files.get(PLATFORM)
     async with aiohttp.ClientSession() as client:
         engine = SessionEngine(
             svc.store,
             cfg,
-            RemoteCaller(
-                client, cfg.remote_timeout_seconds, Limits(cfg.page_chars_ucs2, cfg.page_chars_gsm7)
-            ),
+            RemoteCaller(client, cfg.remote_timeout_seconds, limits),
             svc.agencies.webhook_secret,
+            platform=platform.menu if platform else None,
+            platform_code=svc.config.numbering.ussd_prefix + "#",
         )
         app[ENGINE] = engine
 

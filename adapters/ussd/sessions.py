@@ -63,7 +63,7 @@ class _State:
 @dataclass(slots=True)
 class _Dialog:
     key: SessionKey
-    agency: Agency
+    agency: Agency | None  # None for the platform root menu (on the bare prefix, *4#)
     menu: Menu
     version: int
     state: _State = field(default_factory=lambda: _State("", 0, {}, "", False))
@@ -95,12 +95,21 @@ class SessionEngine:
         cfg: UssdConfig,
         remote: RemoteCaller,
         secret_for: Callable[[Agency], str],
+        platform: Menu | None = None,
+        platform_code: str = "*4#",
     ) -> None:
         self._store = store
         self._cfg = cfg
         self._remote = remote
         self._secret_for = secret_for
         self._limits = Limits(ucs2=cfg.page_chars_ucs2, gsm7=cfg.page_chars_gsm7)
+        # The platform root (ussd.menus_dir/platform.yaml): menus and messages only, so it lists
+        # nothing personal; unknown codes then point to it.
+        self._platform = platform
+        self._platform_key = NumberingPlan.ussd_key(platform_code)
+        self._unknown = (
+            UNKNOWN_CODE if platform is None else f"{UNKNOWN_CODE}\nفهرست: {platform_code}"
+        )
         # Parsed menus per agency, reused while the stored version is unchanged.
         self._menus: dict[uuid.UUID, tuple[int, Menu]] = {}
 
@@ -198,7 +207,9 @@ class SessionEngine:
         return await self._store.ussd.save_session(
             key,
             expected_rev=row.rev if row else None,
-            agency_id=dialog.agency.id if dialog else (row.agency_id if row else None),
+            agency_id=dialog.agency.id
+            if dialog and dialog.agency
+            else (row.agency_id if row else None),
             menu_version=dialog.version if dialog else (row.menu_version if row else 0),
             screen=state.screen if state else "",
             page=state.page if state else 0,
@@ -216,11 +227,15 @@ class SessionEngine:
         """A new dialog: find the agency by its *4 code, show its root, walk any dial-through."""
         parsed = _parse_dialled(service_code)
         if parsed is None:
-            return None, Reply(UNKNOWN_CODE, True), "unknown_code"
+            return None, Reply(self._unknown, True), "unknown_code"
         code_key, through = parsed
+        if self._platform is not None and code_key == self._platform_key:
+            dialog = _Dialog(key, None, self._platform, 0)
+            dialog.state = await self._enter(dialog, self._platform.root, {})
+            return dialog, await self._press_all(dialog, (*through, *history)), "started"
         holder = await self._store.numbering.holder_at(code_key, ["ussd_code"], now)
         if holder is None:
-            return None, Reply(UNKNOWN_CODE, True), "unknown_code"
+            return None, Reply(self._unknown, True), "unknown_code"
         agency = await self._store.agencies.get(holder.agency_id)
         found = await self.menu(holder.agency_id) if agency and agency.active else None
         if agency is None or found is None:
@@ -234,13 +249,17 @@ class SessionEngine:
         return dialog, reply, "started"
 
     async def _resume(self, key: SessionKey, row: SessionRow) -> _Dialog | Reply:
+        state = _State(row.screen, row.page, dict(row.inputs), row.reply, row.ended, row.trail)
+        if row.agency_id is None and self._platform is not None:
+            if row.screen not in self._platform.screens:
+                return Reply(MENU_CHANGED, True)
+            return _Dialog(key, None, self._platform, 0, state)
         agency = await self._store.agencies.get(row.agency_id) if row.agency_id else None
         found = await self.menu(agency.id) if agency and agency.active else None
         if agency is None or found is None:
             return Reply(UNAVAILABLE, True)
         if found[0] != row.menu_version or row.screen not in found[1].screens:
             return Reply(MENU_CHANGED, True)
-        state = _State(row.screen, row.page, dict(row.inputs), row.reply, row.ended, row.trail)
         return _Dialog(key, agency, found[1], found[0], state)
 
     # -- the machine ---------------------------------------------------------------------
@@ -256,6 +275,7 @@ class SessionEngine:
         here = dialog.state.screen
         trail = (*dialog.state.trail, here)[-_MAX_TRAIL:] if here else ()
         if screen.kind == "remote":
+            assert dialog.agency is not None  # the platform menu has no remote screens
             text = await self._remote.call(
                 dialog.agency, self._secret_for(dialog.agency), screen, dialog.key, inputs
             )
