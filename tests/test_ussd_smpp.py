@@ -201,7 +201,7 @@ OPS_IN: list[tuple[str, int, str]] = [
     ("standard", 3, "reject"),  # USSN request: ours to send
     ("standard", 16, "reject"),  # PSSD response
     ("standard", 17, "reject"),  # PSSR response: ours to send
-    ("standard", 18, "screen"),  # USSR confirm: an answer (here to no dialog: ends as unknown)
+    ("standard", 18, "screen"),  # USSR confirm: an answer (here to no dialog: timed out)
     ("standard", 19, "ack"),  # USSN confirm for no waiting push: taken and dropped
     ("standard", 32, "reject"),  # vendor range, not in this codec
     ("standard", 33, "reject"),
@@ -246,7 +246,7 @@ async def test_each_op_from_the_smsc(
     assert c.session_number(screen.its_session_info) == 0x11
     if op == c.ussr_confirm:
         assert screen.op == c.pssr_response
-        assert screen.text == UNKNOWN_CODE
+        assert screen.text == TIMED_OUT
     else:
         assert screen.op == c.ussr_request
         assert screen.text.startswith("Tax office")

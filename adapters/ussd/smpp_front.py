@@ -25,7 +25,7 @@ from typing import Protocol
 from adapters.sms.encoding import decode, encode, fits_gsm7, gsm7_length
 from adapters.sms.esme import Deliver, DeliverRejected, OperatorClient, Submit
 from adapters.ussd.codec import UssdCodec, codec_for
-from adapters.ussd.sessions import SessionEngine
+from adapters.ussd.sessions import TIMED_OUT, SessionEngine
 from gateway.recipients import normalize_msisdn
 from gateway.store.ussd import SessionKey
 
@@ -125,7 +125,20 @@ class SmppUssdFront:
                 await store.ussd.delete_session(key, row.rev)
             history: tuple[str, ...] = ()
         elif row is None:
-            service_code, history = "", ()  # nothing to continue: ends as unknown
+            # An answer to a dialog we no longer have (purged after the idle timeout, or a late
+            # answer to a push that timed out): say so rather than "unknown code".
+            self.send(
+                d.operator,
+                screen_submit(
+                    codec,
+                    d.destination_addr,
+                    d.source_addr,
+                    TIMED_OUT,
+                    codec.pssr_response,
+                    codec.reply_info(info, True, codec.sequence(info) + 1),
+                ),
+            )
+            return
         elif (
             codec.sequenced
             and row.history
