@@ -5,6 +5,7 @@ through the agency's send path, exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -234,3 +235,17 @@ async def test_push_without_fallback_and_refusals(push_gw: Make) -> None:
     resp = await other.client.get(f"/v1/ussd/pushes/{body['id']}", headers=other.headers())
     assert resp.status == 404
     assert json.loads(await resp.text())["code"] == "not_found"
+
+
+async def test_test_key_push_never_reaches_the_operator(push_gw: Make) -> None:
+    sim, services, agency = await push_gw()
+    test_key = await make_key(services, agency.id, key_type="test")
+    tester = Agency(services, agency.client, agency.id, test_key)
+    status, body = await _push(tester, text=NOTICE)
+    assert status == 202, body
+    assert body["test"] is True
+    done = await _until(tester, body["id"], lambda p: p["status"] == "delivered")
+    assert done["error_code"] == "test"
+    await asyncio.sleep(0.3)
+    assert sim.ussd.screens == []
+    assert sim.received == []

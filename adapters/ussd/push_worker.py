@@ -88,6 +88,7 @@ class PushWorker:
                     await self.sweep()
             except Exception:
                 log.exception("ussd push round failed")
+                await asyncio.sleep(1.0)  # the database may be away: do not spin on it
                 claimed = []
             if claimed:
                 continue
