@@ -124,3 +124,10 @@ USSD_PUSH_FALLBACKS = Counter(
     "SMS fallbacks of failed pushes (sms_queued, refused), per operator.",
     ["operator", "outcome"],
 )
+USSD_STEP_LATENCY = Histogram(
+    "payam_ussd_step_duration_seconds",
+    "Time to answer one USSD step (dial or answer) in the session engine, remote screens "
+    "included, per operator. Operators drop a dialog after a few seconds without a screen.",
+    ["operator"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

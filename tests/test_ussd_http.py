@@ -443,3 +443,17 @@ async def test_back_on_a_first_page_is_the_previous_screen(
     assert (await _ussd(client, "1*98*0*0*1*3*0*0*2*1", session="bk"))[1] == "END ثبت شد"
     for page in (root, long1, long2, sub):
         assert len(page[4:]) <= 72
+
+
+async def test_each_step_is_timed_per_operator(node: Any, menu_up: uuid.UUID) -> None:
+    from prometheus_client import REGISTRY
+
+    def count() -> float:
+        name = "payam_ussd_step_duration_seconds_count"
+        return REGISTRY.get_sample_value(name, {"operator": "mci"}) or 0.0
+
+    client, _ = node
+    before = count()
+    await _ussd(client, session="lat")
+    await _ussd(client, "2", session="lat")
+    assert count() == before + 2

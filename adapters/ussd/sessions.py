@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from adapters.ussd.menus import BACK, MORE, Limits, Menu, Screen, load_menu
 from adapters.ussd.remote import RemoteCaller
 from gateway.config import UssdConfig
 from gateway.identity import is_valid_national_code
-from gateway.metrics import USSD_SESSIONS
+from gateway.metrics import USSD_SESSIONS, USSD_STEP_LATENCY
 from gateway.numbering import NumberingPlan
 from gateway.persian import normalize
 from gateway.store import Store
@@ -146,7 +147,15 @@ class SessionEngine:
         now: datetime | None = None,
     ) -> Reply:
         """Answer one operator request: the dialled code and every input of the dialog so far."""
-        now = now or datetime.now(UTC)
+        started = time.perf_counter()
+        try:
+            return await self._handle(key, service_code, history, now or datetime.now(UTC))
+        finally:
+            USSD_STEP_LATENCY.labels(key.operator).observe(time.perf_counter() - started)
+
+    async def _handle(
+        self, key: SessionKey, service_code: str, history: tuple[str, ...], now: datetime
+    ) -> Reply:
         history = tuple(normalize(h) for h in history)
         idle = timedelta(seconds=self._cfg.idle_timeout_seconds)
         for _ in range(_CAS_ATTEMPTS):
