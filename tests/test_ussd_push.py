@@ -249,3 +249,26 @@ async def test_test_key_push_never_reaches_the_operator(push_gw: Make) -> None:
     await asyncio.sleep(0.3)
     assert sim.ussd.screens == []
     assert sim.received == []
+
+
+async def test_idempotency_key_makes_a_retried_push_one_push(
+    push_gw: Make, pool: asyncpg.Pool
+) -> None:
+    _, _, agency = await push_gw()
+    body = {"to": "09121234567", "text": NOTICE}
+
+    async def post(b: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
+        resp = await agency.client.post(
+            "/v1/ussd/pushes", json=b, headers=agency.headers(**{"Idempotency-Key": key})
+        )
+        return resp.status, await resp.json(content_type=None)
+
+    first = await post(body, "flood-42")
+    assert first[0] == 202
+    assert await post(body, "flood-42") == first  # the agency retried: same answer
+    again = await asyncio.gather(*(post(body, "flood-43") for _ in range(4)))
+    assert len({a[1]["id"] for a in again}) == 1  # concurrent retries agree
+    status, problem = await post({**body, "text": "دیگر"}, "flood-42")
+    assert (status, problem["code"]) == (409, "idempotency_key_reused")
+    assert await pool.fetchval("SELECT count(*) FROM ussd_pushes") == 2
+    await _until(agency, first[1]["id"], lambda p: p["status"] == "delivered")

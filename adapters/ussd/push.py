@@ -14,18 +14,22 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
+
 from adapters.ussd.menus import Limits, fits
 from gateway.auth import AgencyPrincipal
 from gateway.errors import Problem
 from gateway.persian import normalize_letters
 from gateway.recipients import normalize_msisdn
-from gateway.sending import MAX_TEXT, SendingService
+from gateway.sending import MAX_TEXT, SendingService, request_hash
 from gateway.status import PRIORITIES
 from gateway.store import Store
 from gateway.store.ussd_push import NewPush, Push
 from gateway.validation import Field, parse_object
 
 MODES = ("notify", "request")
+# Agencies' Idempotency-Keys for pushes live beside their message keys, under this prefix.
+_REQUEST_KEY = "ussd-push-request:"
 
 
 def _mode(value: str) -> str:
@@ -77,7 +81,50 @@ class PushService:
         self._sending = sending
         self._limits = limits
 
-    async def create(self, principal: AgencyPrincipal, body: Any) -> Push:
+    async def create(
+        self, principal: AgencyPrincipal, raw: bytes, body: Any, idempotency_key: str | None
+    ) -> tuple[int, bytes]:
+        """Validate and store a push; (status, JSON response). With an Idempotency-Key, the same
+        key and body answer as the first time (no second push), another body is refused."""
+        agency_id = principal.agency.id
+        key = None
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 200:
+                raise Problem("invalid_idempotency_key", "1..200 characters")
+            key = _REQUEST_KEY + idempotency_key
+            stored = await self._replay(agency_id, key, raw)
+            if stored is not None:
+                return stored
+        push = await self.prepare(principal, body)
+        async with self._store.transaction() as tx:
+            claimed = key is None or await tx.messages.idempotent_claim(
+                agency_id, key, request_hash(raw)
+            )
+            if claimed:
+                created = await tx.ussd_pushes.insert(push)
+                response = orjson.dumps(push_view(created))
+                if key is not None:
+                    await tx.messages.idempotent_store(agency_id, key, 202, response)
+                return 202, response
+        # A concurrent request with the same key committed first: answer as it did.
+        assert key is not None
+        raced = await self._replay(agency_id, key, raw)
+        assert raced is not None
+        return raced
+
+    async def _replay(self, agency_id: uuid.UUID, key: str, raw: bytes) -> tuple[int, bytes] | None:
+        stored = await self._store.messages.idempotent_get(agency_id, key)
+        if stored is None:
+            return None
+        digest, status, response = stored
+        if digest != request_hash(raw):
+            raise Problem(
+                "idempotency_key_reused", "this Idempotency-Key was used with another body"
+            )
+        return status, response
+
+    async def prepare(self, principal: AgencyPrincipal, body: Any) -> NewPush:
+        """Every check of a push request; nothing is written."""
         data = parse_object(body, PUSH_FIELDS)
         agency = principal.agency
         msisdn = normalize_msisdn(data["to"])
@@ -106,21 +153,19 @@ class PushService:
             self._sending.bind_sender(None, await self._sending.senders(agency.id))
             # Stored as given: the send path adds the opt-out hint itself.
             fallback_text = normalize_letters(data.get("fallback_text") or text).strip() or text
-        return await self._store.ussd_pushes.insert(
-            NewPush(
-                id=uuid.uuid4(),
-                agency_id=agency.id,
-                key_id=principal.key.key_id,
-                is_test=principal.is_test,
-                msisdn=msisdn,
-                mode=data.get("mode", "notify"),
-                text=text,
-                service_code=codes[0],
-                client_ref=data.get("client_ref", ""),
-                fallback_text=fallback_text,
-                fallback_priority=data.get("fallback_priority", "high"),
-                fallback_mandatory=mandatory,
-            )
+        return NewPush(
+            id=uuid.uuid4(),
+            agency_id=agency.id,
+            key_id=principal.key.key_id,
+            is_test=principal.is_test,
+            msisdn=msisdn,
+            mode=data.get("mode", "notify"),
+            text=text,
+            service_code=codes[0],
+            client_ref=data.get("client_ref", ""),
+            fallback_text=fallback_text,
+            fallback_priority=data.get("fallback_priority", "high"),
+            fallback_mandatory=mandatory,
         )
 
 

@@ -766,6 +766,15 @@ def spec() -> dict[str, Any]:
                 _ok("accepted; sent in the background", _ref("UssdPush"), "202"),
                 security="agencyJwt",
                 body=_body(_ref("UssdPushCreate")),
+                params=[
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {**STR, "maxLength": 200},
+                        "description": "same key and body: the same answer, never a second push",
+                    }
+                ],
                 errors=(400, 401, 403, 409, 413, 415, 422),
             )
         },

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from adapters.ussd.menus import Limits
 from adapters.ussd.push import PushService, push_view
-from gateway.api.http import SERVICES, agency_auth, json_response, read_json, services
+from gateway.api.http import SERVICES, agency_auth, json_response, read_raw_json, services
 from gateway.errors import Problem
 
 PUSHES = web.AppKey("ussd_pushes", PushService)
@@ -31,10 +31,11 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
 async def create_push(request: web.Request) -> web.Response:
     """POST /v1/ussd/pushes: store a push (USSN or USSR); 202, sent in the background."""
     principal = await agency_auth(request)
-    body = await read_json(request)
-    push = await request.app[PUSHES].create(principal, body)
+    raw, body = await read_raw_json(request)
+    key = request.headers.get("Idempotency-Key")
+    status, response = await request.app[PUSHES].create(principal, raw, body, key)
     request.app[PUSH_WAKE].set()
-    return json_response(push_view(push), status=202)
+    return web.Response(body=response, status=status, content_type="application/json")
 
 
 async def get_push(request: web.Request) -> web.Response:
