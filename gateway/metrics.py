@@ -104,7 +104,7 @@ REPLIES = Counter(
 USSD_SESSIONS = Counter(
     "payam_ussd_sessions_total",
     "USSD dialogs by how they started or ended (started, unknown_code, unavailable, completed, "
-    "timed_out, menu_changed), per operator.",
+    "timed_out, menu_changed, abandoned), per operator.",
     ["operator", "outcome"],
 )
 USSD_REMOTE = Counter(
@@ -130,4 +130,10 @@ USSD_STEP_LATENCY = Histogram(
     "included, per operator. Operators drop a dialog after a few seconds without a screen.",
     ["operator"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+USSD_AGENCY_SESSIONS = Counter(
+    "payam_ussd_agency_sessions_total",
+    "USSD dialogs per agency: started, completed, timed_out (the citizen came back too late), "
+    "abandoned (never came back; counted when the idle dialog is purged), menu_changed.",
+    ["agency", "outcome"],
 )

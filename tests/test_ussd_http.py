@@ -457,3 +457,30 @@ async def test_each_step_is_timed_per_operator(node: Any, menu_up: uuid.UUID) ->
     await _ussd(client, session="lat")
     await _ussd(client, "2", session="lat")
     assert count() == before + 2
+
+
+async def test_sessions_are_counted_per_agency_including_abandoned(
+    node: Any, menu_up: uuid.UUID, pool: asyncpg.Pool
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from adapters.ussd.http_front import purge_idle_sessions
+
+    def count(outcome: str) -> float:
+        labels = {"agency": str(menu_up), "outcome": outcome}
+        return REGISTRY.get_sample_value("payam_ussd_agency_sessions_total", labels) or 0.0
+
+    client, services = node
+    before = {o: count(o) for o in ("started", "completed", "abandoned")}
+    await _ussd(client, session="ag1")
+    await _ussd(client, "2", session="ag1")  # hours: the dialog completes
+    await _ussd(client, session="ag2")  # left open
+    await pool.execute(
+        "UPDATE ussd_sessions SET updated_at = updated_at - interval '1 hour' "
+        "WHERE session_id IN ('ag1', 'ag2')"
+    )
+    await purge_idle_sessions(services.store, 180)
+    assert count("started") == before["started"] + 2
+    assert count("completed") == before["completed"] + 1
+    assert count("abandoned") == before["abandoned"] + 1  # ag2 only: ag1 had ended
+    assert await pool.fetchval("SELECT count(*) FROM ussd_sessions") == 0

@@ -20,10 +20,11 @@ from aiohttp import web
 from adapters.ussd.menu_files import PLATFORM, load_menu_dir, store_agency_menus
 from adapters.ussd.menus import Limits
 from adapters.ussd.remote import RemoteCaller
-from adapters.ussd.sessions import Reply, SessionEngine
+from adapters.ussd.sessions import Reply, SessionEngine, count_session
 from gateway.api.http import SERVICES, periodic
 from gateway.errors import Problem
 from gateway.recipients import normalize_msisdn
+from gateway.store import Store
 from gateway.store.ussd import SessionKey
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,18 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         app[ENGINE] = engine
 
         async def purge() -> None:
-            # Kept twice the timeout so a late operator retry still gets its reply.
-            before = datetime.now(UTC) - timedelta(seconds=2 * cfg.idle_timeout_seconds)
-            await svc.store.ussd.purge_idle(before)
+            await purge_idle_sessions(svc.store, cfg.idle_timeout_seconds)
 
         async with periodic(_PURGE_INTERVAL, purge, "purging idle USSD sessions"):
             yield
+
+
+async def purge_idle_sessions(store: Store, idle_timeout_seconds: int) -> None:
+    """Forget idle dialogs, counting those the citizen left open as abandoned. Rows are kept
+    twice the timeout so that a late operator retry still gets its reply."""
+    before = datetime.now(UTC) - timedelta(seconds=2 * idle_timeout_seconds)
+    for operator, agency_id in await store.ussd.purge_idle(before):
+        count_session(operator, agency_id, "abandoned")
 
 
 def _authenticate(request: web.Request, operator: str) -> None:

@@ -23,7 +23,7 @@ from adapters.ussd.menus import BACK, MORE, Limits, Menu, Screen, load_menu
 from adapters.ussd.remote import RemoteCaller
 from gateway.config import UssdConfig
 from gateway.identity import is_valid_national_code
-from gateway.metrics import USSD_SESSIONS, USSD_STEP_LATENCY
+from gateway.metrics import USSD_AGENCY_SESSIONS, USSD_SESSIONS, USSD_STEP_LATENCY
 from gateway.numbering import NumberingPlan
 from gateway.persian import normalize
 from gateway.store import Store
@@ -77,6 +77,16 @@ def _parse_dialled(service_code: str) -> tuple[str, list[str]] | None:
         return None
     parts = code.strip("#").lstrip("*").split("*")
     return NumberingPlan.ussd_key(code), [p for p in parts[1:] if p]
+
+
+_AGENCY_OUTCOMES = frozenset({"started", "completed", "timed_out", "abandoned", "menu_changed"})
+
+
+def count_session(operator: str, agency_id: uuid.UUID | None, outcome: str) -> None:
+    """One dialog event, per operator and, when an agency's menu is involved, per agency."""
+    USSD_SESSIONS.labels(operator, outcome).inc()
+    if agency_id is not None and outcome in _AGENCY_OUTCOMES:
+        USSD_AGENCY_SESSIONS.labels(str(agency_id), outcome).inc()
 
 
 def _valid(screen: Screen, value: str) -> bool:
@@ -167,7 +177,7 @@ class SessionEngine:
                     continue
                 reply = Reply(TIMED_OUT, True)
                 if await self._save(key, row, None, reply, history, now):
-                    USSD_SESSIONS.labels(key.operator, "timed_out").inc()
+                    count_session(key.operator, row.agency_id, "timed_out")
                     return reply
                 continue
             if row is not None and row.history == history:
@@ -175,9 +185,10 @@ class SessionEngine:
             if row is None:
                 dialog, reply, outcome = await self._dial(key, service_code, history, now)
                 if await self._save(key, None, dialog, reply, history, now):
-                    USSD_SESSIONS.labels(key.operator, outcome).inc()
+                    agency_id = dialog.agency.id if dialog and dialog.agency else None
+                    count_session(key.operator, agency_id, outcome)
                     if reply.end and dialog is not None:
-                        USSD_SESSIONS.labels(key.operator, "completed").inc()
+                        count_session(key.operator, agency_id, "completed")
                     return reply
                 continue
             if row.ended:
@@ -198,7 +209,7 @@ class SessionEngine:
             if await self._save(key, row, dialog, reply, history, now):
                 if reply.end:
                     outcome = "completed" if dialog is not None else "menu_changed"
-                    USSD_SESSIONS.labels(key.operator, outcome).inc()
+                    count_session(key.operator, row.agency_id, outcome)
                 return reply
         log.warning("ussd session contended past %d attempts", _CAS_ATTEMPTS)
         return Reply(BUSY, True)

@@ -180,9 +180,13 @@ class UssdStore:
             rev,
         )
 
-    async def purge_idle(self, before: datetime) -> int:
-        """Forget sessions untouched since ``before`` (ended or timed out alike)."""
-        status = await self._db.execute(
-            "ussd_session_purge", "DELETE FROM ussd_sessions WHERE updated_at < $1", before
+    async def purge_idle(self, before: datetime) -> list[tuple[str, uuid.UUID | None]]:
+        """Forget sessions untouched since ``before`` (ended or timed out alike); returns
+        (operator, agency) of each one that was still open: abandoned by the citizen."""
+        rows = await self._db.fetch(
+            "ussd_session_purge",
+            """DELETE FROM ussd_sessions WHERE updated_at < $1
+               RETURNING operator, agency_id, ended""",
+            before,
         )
-        return int(status.split()[-1])
+        return [(r["operator"], r["agency_id"]) for r in rows if not r["ended"]]
