@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,10 +28,10 @@ from adapters.ussd.sessions import TIMED_OUT, UNKNOWN_CODE
 from adapters.ussd.smpp_front import screen_octets
 from gateway.config import Config, load_config
 from gateway.numbering import Request
-from gateway.sealing import Sealer
+from gateway.sealing import Sealer, write_new_key
 from gateway.services import Services
 from gateway.store import Store
-from tests.conftest import make_agency
+from tests.conftest import ROOT, make_agency
 from tests.sms_harness import agency, gateway, start_sim, wait_for
 
 PHONE = "989121234567"
@@ -327,6 +331,46 @@ async def test_a_dialog_continues_on_another_gateway_node(ussd_node: MakeNode) -
     assert fa.its_session_info == 0x3302
     await sim.ussd.answer(PHONE, "1")
     assert (await sim.ussd.next_screen(PHONE, 2)).text == "شنبه تا چهارشنبه ۸ تا ۱۶"
+
+
+async def test_a_dialog_continues_in_another_gateway_process(
+    ussd_node: MakeNode, config: Config, tmp_path: Path
+) -> None:
+    """The second node is a real ``payam serve`` process over the same database."""
+    sim, _, first = await ussd_node()
+    await _bound(sim)
+    await sim.ussd.dial(PHONE, "*412#", session=0x44)
+    assert (await sim.ussd.next_screen(PHONE, 0)).text.startswith("Tax office")
+    write_new_key(str(tmp_path / "master.key"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    op = {"name": "mci", "prefixes": ["9"], "port": sim.port, "system_id": "payam"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYAM_")}
+    env |= {
+        "PAYAM_DATABASE_URL": config.database.url,
+        "PAYAM_SECURITY_MASTER_KEY_FILE": str(tmp_path / "master.key"),
+        "PAYAM_OPERATORS": json.dumps([op | {"password": "secret"}]),
+        "PAYAM_HTTP_PORT": str(port),
+        "PAYAM_LOG_LEVEL": "WARNING",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "serve", cwd=ROOT, env=env
+    )
+    try:
+        await _bound(sim, 2)
+        await first.close()  # the first node leaves: only the process can take the answer
+        await _bound(sim, 1)
+        await sim.ussd.answer(PHONE, "2")
+        fa = await sim.ussd.next_screen(PHONE, 1)
+        assert fa.text.startswith("سازمان امور مالیاتی")
+        assert fa.its_session_info == 0x4402
+        await sim.ussd.answer(PHONE, "2")
+        end = await sim.ussd.next_screen(PHONE, 2)
+        assert (end.text, end.end, end.its_session_info) == ("تهران، خیابان داور", True, 0x4405)
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), timeout=30)
 
 
 async def test_two_dialogs_of_one_number_on_two_agencies(ussd_node: MakeNode) -> None:
