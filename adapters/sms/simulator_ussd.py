@@ -11,7 +11,8 @@ Each phone holds at most one USSD dialog, as a real handset does. A push (USSN, 
 opens a dialog) to a phone already in a dialog is refused the way a network refuses it: the
 SMSC took the submit_sm (submit_sm_resp ESME_ROK), then the confirmation comes back as
 deliver_sm with the confirm op (19, or 18 for a USSR) and ``network_error_code`` = GSM (3),
-MAP error 72 ``ussd-Busy`` (SMPP 3.4 §5.3.2.31; 3GPP TS 29.002 §17.6.6). A phone marked
+MAP error 72 ``ussd-Busy`` (SMPP 3.4 §5.3.2.31; 3GPP TS 29.002 MAP-Errors, local value 72,
+among the errors of unstructuredSS-Notify and unstructuredSS-Request). A phone marked
 unreachable never confirms (the gateway times the push out); one marked busy is busy whatever
 its dialog state.
 """

@@ -77,7 +77,8 @@ CODECS: dict[str, UssdCodec] = {
 
 # network_error_code (TLV 0x0423, SMPP 3.4 §5.3.2.31): one octet network type (3 = GSM), two
 # octets error code. For GSM the code is the MAP error of the USSD operation (3GPP TS 29.002
-# §17.6.6): 72 ussd-Busy is what a phone already in a USSD dialog answers to a push.
+# MAP-Errors, local values): 72 ussd-Busy is what a phone already in a USSD dialog answers to a
+# network-initiated unstructuredSS-Notify or -Request.
 NETWORK_GSM = 3
 MAP_USSD_BUSY = 72
 

@@ -11,9 +11,9 @@ Wire model (SMPP 3.4 §5.3.2.44, §5.3.2.43, §5.3.2.31):
 * the outcome comes later as deliver_sm from the phone's side with the same session number:
   ``ussd_service_op`` 19 (USSN confirm) for a notify, 18 (USSR confirm, the citizen's text) for
   a request. A phone that could not take it carries ``network_error_code`` (type 3 = GSM, then
-  the MAP error of 3GPP TS 29.002 §17.6.6): 72 ``ussd-Busy`` when the phone is already in
-  another USSD dialog (MISSION §3: "a push to a phone already in a USSD dialog fails"), any
-  other code is a failed push;
+  the MAP error, 3GPP TS 29.002 MAP-Errors local value): 72 ``ussd-Busy`` when the phone is
+  already in another USSD dialog (MISSION §3: "a push to a phone already in a USSD dialog
+  fails"), any other code is a failed push;
 * no confirmation within ``ussd.push_timeout_seconds``: timeout.
 
 Busy, failed and timeout send the fallback SMS. A push may, rarely, go out twice (a node that
