@@ -342,6 +342,31 @@ def cmd_verify_receipt(cfg: Config, args: argparse.Namespace) -> int:
     return verify_receipt_file(args.file, args.public_key)
 
 
+def cmd_phone(cfg: Config, args: argparse.Namespace) -> int:
+    """A terminal phone dialling through the HTTP front or the SMSC simulator (adapters/ussd/
+    phone.py)."""
+    from adapters.ussd import phone
+
+    secret = args.secret or cfg.ussd.http_secret_map().get(args.operator, "")
+    if not args.sim and not secret:
+        sys.stderr.write(
+            f"payam phone: no secret for operator {args.operator!r}: give --secret or set "
+            "ussd.http_secrets\n"
+        )
+        return 2
+    url = args.http or f"http://{cfg.http.host}:{cfg.http.port}"
+    return asyncio.run(
+        phone.run(
+            args.code,
+            http_url=url,
+            sim_url=args.sim,
+            operator=args.operator,
+            secret=secret,
+            number=args.number,
+        )
+    )
+
+
 # -- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="payam", description="Payam Iran gateway")
@@ -466,6 +491,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the platform key: PEM, base64, or the JSON of GET /v1/keys/evidence",
     )
     vr.set_defaults(fn=cmd_verify_receipt)
+    ph = sub.add_parser("phone", help="a terminal phone that dials *4… (USSD)")
+    ph.add_argument("code", help="what to dial, e.g. '*412#' or '*412*1#'")
+    ph.add_argument("--http", help="gateway URL of the HTTP front (default: http.host:port)")
+    ph.add_argument("--sim", help="SMSC simulator control URL: dial over SMPP instead")
+    ph.add_argument("--operator", default="mci", help="operator name on the HTTP front")
+    ph.add_argument("--secret", default="", help="its secret (default: ussd.http_secrets)")
+    ph.add_argument("--number", default="09121234567", help="the phone's mobile number")
+    ph.set_defaults(fn=cmd_phone)
 
     j = sub.add_parser("jwt", help="mint one agency JWT for trying the API")
     j.add_argument("key_id")

@@ -160,6 +160,13 @@ class UssdConfig:
     # SMPP 3.4 ussd_service_op + its_session_info; "vendor_session_tag" keeps the session number
     # in vendor TLV 0x1403). Operators not listed use "standard".
     smpp_codecs: tuple[str, ...] = ()
+    # A push (USSN/USSR) with no confirmation from the phone this long ends as "timeout" and
+    # its SMS fallback goes out; a USSR waits for the citizen's answer as long.
+    push_timeout_seconds: float = 60.0
+    # Menus loaded at start (adapters/ussd/menu_files.py): one JSON/YAML file per agency code
+    # (412.yaml for *412#) and platform.yaml, the platform root on the bare prefix (*4#).
+    # "" = none (menus come from the admin API only).
+    menus_dir: str = ""
 
     def smpp_codec_map(self) -> dict[str, str]:
         return dict(entry.split("=", 1) for entry in self.smpp_codecs)
@@ -435,10 +442,14 @@ def _validate(cfg: Config) -> None:
             )
     for entry in u.smpp_codecs:
         name, _, codec = entry.partition("=")
-        if not name.isidentifier() or codec not in ("standard", "vendor_session_tag"):
+        if not name.isidentifier() or codec not in ("standard", "vendor_session_tag", "vendor_ops"):
             raise ConfigError(
-                "ussd.smpp_codecs", "each entry is operator=codec (standard, vendor_session_tag)"
+                "ussd.smpp_codecs",
+                "each entry is operator=codec (standard, vendor_session_tag, vendor_ops)",
             )
+    positive("ussd.push_timeout_seconds", u.push_timeout_seconds)
+    if u.menus_dir and not Path(u.menus_dir).is_dir():
+        raise ConfigError("ussd.menus_dir", f"{u.menus_dir!r} is not a directory")
     o = cfg.ops
     positive("ops.sample_seconds", o.sample_seconds)
     positive("ops.sample_window_seconds", o.sample_window_seconds)

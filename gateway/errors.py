@@ -167,6 +167,9 @@ CATALOGUE: dict[str, ErrorKind] = {
     "ussd_unauthorised": ErrorKind(
         401, "Unknown USSD operator or wrong shared secret", "اپراتور USSD یا رمز مشترک نادرست است"
     ),
+    "no_ussd_code": ErrorKind(
+        409, "The agency holds no *4 USSD code to push from", "دستگاه کد USSD ندارد"
+    ),
     "mask_empty": ErrorKind(422, "The mask is empty", "نام فرستنده خالی است"),
     "mask_too_long": ErrorKind(422, "The mask is too long", "نام فرستنده بیش از حد بلند است"),
     "mask_invalid_character": ErrorKind(

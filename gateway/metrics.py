@@ -134,7 +134,7 @@ REPLIES = Counter(
 USSD_SESSIONS = Counter(
     "payam_ussd_sessions_total",
     "USSD dialogs by how they started or ended (started, unknown_code, unavailable, completed, "
-    "timed_out, menu_changed), per operator.",
+    "timed_out, menu_changed, abandoned), per operator.",
     ["operator", "outcome"],
 )
 USSD_REMOTE = Counter(
@@ -242,4 +242,29 @@ LETTER_REPLY_DELIVERIES = Counter(
     "payam_letters_reply_deliveries_total",
     "Deliveries of citizens' replies to agencies, by channel (webhook, smtp) and outcome.",
     ["channel", "outcome"],
+)
+USSD_PUSHES = Counter(
+    "payam_ussd_pushes_total",
+    "Network-initiated USSD pushes by how they ended (delivered, answered, busy, failed, "
+    "timeout), per operator. Per-agency counts are in the pushes table, not in labels: "
+    "agencies x operators x outcomes would be thousands of series.",
+    ["operator", "outcome"],
+)
+USSD_PUSH_FALLBACKS = Counter(
+    "payam_ussd_push_fallbacks_total",
+    "SMS fallbacks of failed pushes (sms_queued, refused), per operator.",
+    ["operator", "outcome"],
+)
+USSD_STEP_LATENCY = Histogram(
+    "payam_ussd_step_duration_seconds",
+    "Time to answer one USSD step (dial or answer) in the session engine, remote screens "
+    "included, per operator. Operators drop a dialog after a few seconds without a screen.",
+    ["operator"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+USSD_AGENCY_SESSIONS = Counter(
+    "payam_ussd_agency_sessions_total",
+    "USSD dialogs per agency: started, completed, timed_out (the citizen came back too late), "
+    "abandoned (never came back; counted when the idle dialog is purged), menu_changed.",
+    ["agency", "outcome"],
 )

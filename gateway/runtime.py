@@ -17,8 +17,10 @@ from aiohttp import web
 
 from adapters.sms.esme import BindSettings, Deliver, OperatorClient, OperatorSettings
 from adapters.ussd.http_front import ENGINE
+from adapters.ussd.push_worker import PushWorker
 from adapters.ussd.sessions import SessionEngine
 from adapters.ussd.smpp_front import SmppUssdFront, is_ussd
+from gateway.api.ussd_pushes import PUSH_WAKE
 from gateway.callbacks import CallbackWorker
 from gateway.config import OperatorConfig
 from gateway.dispatch import Dispatcher, lane_name
@@ -51,6 +53,8 @@ class SmsRuntime:
     services: Services
     # The USSD session engine of the app (adapters/ussd/http_front.py); None = no SMPP USSD.
     ussd_engine: SessionEngine | None = None
+    # Set by POST /v1/ussd/pushes so the push worker sends at once (gateway/api/ussd_pushes.py).
+    push_wake: asyncio.Event | None = None
     clients: dict[str, OperatorClient] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -61,9 +65,11 @@ class SmsRuntime:
         for op in svc.config.operators:
             self.clients[op.name] = OperatorClient(operator_settings(op), self._on_deliver)
         self.ussd: SmppUssdFront | None = None
+        codecs = svc.config.ussd.smpp_codec_map()
+        # Network-initiated USSD pushes go out over the same binds (adapters/ussd/push_worker.py).
+        self.pushes = PushWorker(svc, self.clients, codecs, self.push_wake)
         if self.ussd_engine is not None:
-            codecs = svc.config.ussd.smpp_codec_map()
-            self.ussd = SmppUssdFront(self.ussd_engine, self.clients, codecs)
+            self.ussd = SmppUssdFront(self.ussd_engine, self.clients, codecs, self.pushes)
         # Operators' controls (issue 8): paused operators refuse submits, crisis mode limits
         # the non-crisis lanes' claims.
         links = guarded_links(self.clients, svc.ops.state)
@@ -90,11 +96,13 @@ class SmsRuntime:
             ("tracker", self.tracker.run()),
             ("callbacks", self.callbacks.run()),
             ("gauges", self._gauges()),
+            ("ussd-pushes", self.pushes.run()),
         ):
             self.tasks.append(asyncio.create_task(coro, name=name))
 
     async def stop(self) -> None:
         self.dispatcher.stop()
+        self.pushes.stop()
         await self._settle(self.tasks[:1], 10.0)
         for client in self.clients.values():
             await client.stop()
@@ -131,7 +139,7 @@ def sms_context(
     services: Services,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        runtime = SmsRuntime(services, ussd_engine=app.get(ENGINE))
+        runtime = SmsRuntime(services, ussd_engine=app.get(ENGINE), push_wake=app.get(PUSH_WAKE))
         await runtime.start()
         yield
         await runtime.stop()

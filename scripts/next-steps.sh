@@ -30,5 +30,13 @@ cat <<TXT
          -F 'attachment=@letter.pdf;type=application/pdf' http://127.0.0.1:${port}/v1/letters
   Admin API:
     curl -H "Authorization: Bearer \$(cat ${token_file})" http://127.0.0.1:${port}/admin/v1/agencies
+  USSD: dial the platform menu from a terminal phone (HTTP front, or over SMPP via the simulator);
+  give the agency a *4 code and a menu (docs/USSD.md), then push it an urgent notice:
+    PAYAM_CONFIG=config/payam.dev.toml .venv/bin/payam phone '*4#'
+    .venv/bin/payam phone '*4#' --sim http://127.0.0.1:2776
+    .venv/bin/payam number allocate <agency id> --kind ussd_code --value '*412#'
+    curl -H "Authorization: Bearer \$(.venv/bin/payam jwt <key id> --secret <secret>)" \\
+         -H 'Content-Type: application/json' -d '{"to": "09121234567", "text": "هشدار"}' \\
+         http://127.0.0.1:${port}/v1/ussd/pushes
 
 TXT

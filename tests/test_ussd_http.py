@@ -392,3 +392,95 @@ async def test_viewers_may_read_but_not_upload_menus(
     assert (status, body["code"]) == (403, "insufficient_role")
     resp = await client.get(f"/admin/v1/agencies/{agency}/ussd-menu", headers=auth(viewer.value))
     assert resp.status == 200
+
+
+async def test_back_on_a_first_page_is_the_previous_screen(
+    node: Any, agency: uuid.UUID, admin: str
+) -> None:
+    """«۰ بازگشت» goes back a page on pages after the first, and back a screen (to its first
+    page) on the first page of a menu below the root; on the root it shows the root again."""
+    client, _ = node
+    labels = [f"خدمت شماره {n} دستگاه" for n in range(1, 10)]
+    menu = {
+        "root": "main",
+        "screens": {
+            "main": {
+                "kind": "menu",
+                "text": "خدمات",
+                "options": [
+                    {"label": "فهرست بلند", "next": "long"},
+                    {"label": "کوتاه", "next": "sub"},
+                ],
+            },
+            "long": {
+                "kind": "menu",
+                "text": "فهرست",
+                "options": [{"label": label, "next": "sub"} for label in labels],
+            },
+            "sub": {
+                "kind": "menu",
+                "text": "زیرمنو",
+                "options": [{"label": "پایان", "next": "done"}],
+            },
+            "done": {"kind": "message", "text": "ثبت شد"},
+        },
+    }
+    assert (await _upload(client, admin, agency, menu))[0] == 200
+    _, root = await _ussd(client, session="bk")
+    assert "۰ بازگشت" not in root  # nothing behind the root
+    assert (await _ussd(client, "0", session="bk"))[1] == root
+    _, long1 = await _ussd(client, "1", session="bk")
+    assert long1.endswith("۹۸ بیشتر\n۰ بازگشت")  # the first page of a sub-menu offers back
+    _, long2 = await _ussd(client, "1*98", session="bk")
+    assert long2 != long1
+    assert (await _ussd(client, "1*98*0", session="bk"))[1] == long1  # back a page
+    assert (await _ussd(client, "1*98*0*0", session="bk"))[1] == root  # back a screen
+    # Forward again, deeper, then back two screens.
+    _, sub = await _ussd(client, "1*98*0*0*1*3", session="bk")
+    assert sub == "CON زیرمنو\n1. پایان\n۰ بازگشت"
+    assert (await _ussd(client, "1*98*0*0*1*3*0", session="bk"))[1] == long1
+    assert (await _ussd(client, "1*98*0*0*1*3*0*0", session="bk"))[1] == root
+    assert (await _ussd(client, "1*98*0*0*1*3*0*0*2*1", session="bk"))[1] == "END ثبت شد"
+    for page in (root, long1, long2, sub):
+        assert len(page[4:]) <= 72
+
+
+async def test_each_step_is_timed_per_operator(node: Any, menu_up: uuid.UUID) -> None:
+    from prometheus_client import REGISTRY
+
+    def count() -> float:
+        name = "payam_ussd_step_duration_seconds_count"
+        return REGISTRY.get_sample_value(name, {"operator": "mci"}) or 0.0
+
+    client, _ = node
+    before = count()
+    await _ussd(client, session="lat")
+    await _ussd(client, "2", session="lat")
+    assert count() == before + 2
+
+
+async def test_sessions_are_counted_per_agency_including_abandoned(
+    node: Any, menu_up: uuid.UUID, pool: asyncpg.Pool
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from adapters.ussd.http_front import purge_idle_sessions
+
+    def count(outcome: str) -> float:
+        labels = {"agency": str(menu_up), "outcome": outcome}
+        return REGISTRY.get_sample_value("payam_ussd_agency_sessions_total", labels) or 0.0
+
+    client, services = node
+    before = {o: count(o) for o in ("started", "completed", "abandoned")}
+    await _ussd(client, session="ag1")
+    await _ussd(client, "2", session="ag1")  # hours: the dialog completes
+    await _ussd(client, session="ag2")  # left open
+    await pool.execute(
+        "UPDATE ussd_sessions SET updated_at = updated_at - interval '1 hour' "
+        "WHERE session_id IN ('ag1', 'ag2')"
+    )
+    await purge_idle_sessions(services.store, 180)
+    assert count("started") == before["started"] + 2
+    assert count("completed") == before["completed"] + 1
+    assert count("abandoned") == before["abandoned"] + 1  # ag2 only: ag1 had ended
+    assert await pool.fetchval("SELECT count(*) FROM ussd_sessions") == 0

@@ -101,6 +101,9 @@ class Submit:
     registered_delivery: int = 1
     # Further submit_sm fields or TLVs by smpplib name (ussd_service_op, its_session_info, …).
     extra: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    # Encoded vendor-specific TLVs (tags 0x1400..0x3FFF, §3.2.1.1) smpplib has no name for,
+    # appended as they are (per-operator USSD codecs).
+    raw_tlvs: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +144,15 @@ def header_only(command: int, status: int, sequence: int) -> bytes:
 
 def encode_submit(sequence: int, s: Submit) -> bytes:
     """submit_sm (SMPP 3.4 §4.4.1); byte-identical to smpplib's encoding of the same fields."""
-    if s.extra:
+    if s.extra or s.raw_tlvs:
         # Submit's field names are smpplib's parameter names.
-        fields = {f.name: getattr(s, f.name) for f in dataclasses.fields(s) if f.name != "extra"}
-        return pdu.build("submit_sm", sequence, **fields, **s.extra)
+        fields = {
+            f.name: getattr(s, f.name)
+            for f in dataclasses.fields(s)
+            if f.name not in ("extra", "raw_tlvs")
+        }
+        frame = pdu.build("submit_sm", sequence, **fields, **s.extra) + s.raw_tlvs
+        return struct.pack(">L", len(frame)) + frame[4:]
     sm = s.short_message
     if len(sm) > 254:  # SMPP 3.4 §5.2.21; longer texts are split or go in message_payload
         raise ValueError("short_message longer than 254 octets")
@@ -218,6 +226,12 @@ def decode_deliver(frame: bytes, operator: str, bind: str) -> Deliver:
         bind=bind,
         vendor_tlvs=MappingProxyType({t: v for t, v in tlvs.items() if 0x1400 <= t <= 0x3FFF}),
     )
+
+
+class DeliverRejected(Exception):
+    """Raised by an on_deliver handler for a deliver_sm that must not be redelivered (an
+    operation we do not take): answered ESME_RX_R_APPN (SMPP 3.4 §5.1.3) instead of
+    ESME_RX_T_APPN."""
 
 
 class _BindRejected(Exception):
@@ -384,6 +398,10 @@ class _Session:
         try:
             await op.on_deliver(deliver)
             op.delivers += 1
+        except DeliverRejected as exc:
+            log.info("%s: deliver_sm %d rejected (%s)", link.name, seq, exc)
+            op.deliver_errors += 1
+            status = pdu.ESME_RX_R_APPN
         except Exception as exc:
             # Not acknowledged as delivered: ESME_RX_T_APPN (SMPP 3.4 §5.1.3) makes the SMSC
             # deliver it again later. Only the type is logged: the text may hold personal data.

@@ -142,6 +142,8 @@ class SimulatorSettings:
     deliver_timeout_seconds: float = 5.0
     hold_seconds: float = 30.0  # keep a deliver_sm this long while no receiver is bound
     max_received: int = 100_000  # a long load run keeps only the newest received messages
+    # USSD op values and session-info TLV of the simulated operator (adapters/ussd/codec.py).
+    ussd_codec: str = "standard"
     seed: int | None = None
 
 
@@ -161,6 +163,7 @@ _RUNTIME: dict[str, tuple[type, ...]] = {
     "drop_after": (int, type(None)),
     "unbind_after": (int, type(None)),
     "ignore_enquire_link": (bool,),
+    "ussd_codec": (str,),
 }
 
 
@@ -279,6 +282,7 @@ class SmscSimulator:
                 except pdu.PduError:
                     conn.write(pdu.generic_nack(seq, pdu.ESME_RINVCMDLEN))
                     continue
+                request.raw_frame = frame  # vendor TLVs smpplib skips (USSD codecs)
                 self._request(conn, request)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -554,6 +558,9 @@ class SmscSimulator:
         app.router.add_post("/faults", self._http_faults)
         app.router.add_get("/stats", self._http_stats)
         app.router.add_get("/ussd/screens", self._http_ussd_screens)
+        app.router.add_post("/ussd/dial", self._http_ussd_dial)
+        app.router.add_post("/ussd/answer", self._http_ussd_answer)
+        app.router.add_post("/ussd/phones", self._http_ussd_phones)
         return app
 
     async def _http_mo(self, request: web.Request) -> web.Response:
@@ -590,6 +597,50 @@ class SmscSimulator:
         ussd_service_op 18 with the screen's its_session_info)."""
         return web.json_response(self.ussd.as_json(request.query.get("phone")))
 
+    async def _http_ussd_dial(self, request: web.Request) -> web.Response:
+        """POST /ussd/dial {"phone", "code", "session"?}: the phone dials (PSSR indication)."""
+        body = await _json_object(request)
+        try:
+            phone, code = str(body["phone"]), str(body["code"])
+            session = int(body.get("session", self.rng.randrange(1, 256)))
+            await self.ussd.dial(phone, code, session)
+        except (KeyError, ValueError) as exc:
+            raise web.HTTPBadRequest(text=f"bad dial: {exc}") from None
+        except SimulatorError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response({"ok": True, "session": session})
+
+    async def _http_ussd_answer(self, request: web.Request) -> web.Response:
+        """POST /ussd/answer {"phone", "text"}: the phone answers its open screen (USSR
+        confirm)."""
+        body = await _json_object(request)
+        try:
+            await self.ussd.answer(str(body["phone"]), str(body["text"]))
+        except KeyError as exc:
+            raise web.HTTPBadRequest(text=f"missing {exc}") from None
+        except (ValueError, SimulatorError) as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response({"ok": True})
+
+    async def _http_ussd_phones(self, request: web.Request) -> web.Response:
+        """POST /ussd/phones {"phone", "busy"?, "unreachable"?, "hang_up"?}: a phone's state."""
+        body = await _json_object(request)
+        phone = str(body.get("phone", ""))
+        if not phone:
+            raise web.HTTPBadRequest(text="missing phone")
+        for name, group in (("busy", self.ussd.busy), ("unreachable", self.ussd.unreachable)):
+            if name in body:
+                (group.add if body[name] else group.discard)(phone)
+        if body.get("hang_up"):
+            self.ussd.hang_up(phone)
+        return web.json_response(
+            {
+                "phone": phone,
+                "in_dialog": self.ussd.in_dialog(phone),
+                "unreachable": phone in self.ussd.unreachable,
+            }
+        )
+
     async def _http_stats(self, request: web.Request) -> web.Response:
         stats = {n: getattr(self, n) for n in _STATS}
         stats |= {"bound": self.bound, "received": len(self.received)}
@@ -619,6 +670,10 @@ def _bad_value(key: str, value: Any) -> bool:
         return value not in ("hex", "dec")
     if key == "dlr_id_format":
         return value not in ("same", "hex", "dec")
+    if key == "ussd_codec":
+        from adapters.ussd.codec import CODECS
+
+        return value not in CODECS
     if key == "outcomes":
         return not value or any(
             k not in STATES or not isinstance(w, int | float) or w < 0 for k, w in value.items()
@@ -658,6 +713,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     add("--no-response-pct", type=float, default=0.0)
     add("--drop-after", type=int, default=None, metavar="N")
     add("--unbind-after", type=int, default=None, metavar="N")
+    add("--ussd-codec", default="standard", help="standard, vendor_session_tag or vendor_ops")
     add("--seed", type=int, default=None)
     add("--log-level", default="INFO")
     return p

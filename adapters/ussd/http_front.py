@@ -17,12 +17,14 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from aiohttp import web
 
+from adapters.ussd.menu_files import PLATFORM, load_menu_dir, store_agency_menus
 from adapters.ussd.menus import Limits
 from adapters.ussd.remote import RemoteCaller
-from adapters.ussd.sessions import Reply, SessionEngine
+from adapters.ussd.sessions import Reply, SessionEngine, count_session
 from gateway.api.http import BACKGROUND, SERVICES, periodic
 from gateway.errors import Problem
 from gateway.recipients import normalize_msisdn
+from gateway.store import Store
 from gateway.store.ussd import SessionKey
 
 log = logging.getLogger(__name__)
@@ -39,27 +41,39 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     loop forgets idle sessions."""
     svc = app[SERVICES]
     cfg = svc.config.ussd
+    limits = Limits(cfg.page_chars_ucs2, cfg.page_chars_gsm7)
+    # Menu files are validated before anything is served: a bad one stops the start, naming the
+    # file and the screen (MenuFileError).
+    files = load_menu_dir(cfg.menus_dir, limits)
+    await store_agency_menus(svc.store, files)
+    platform = files.get(PLATFORM)
     async with aiohttp.ClientSession() as client:
         engine = SessionEngine(
             svc.store,
             cfg,
-            RemoteCaller(
-                client, cfg.remote_timeout_seconds, Limits(cfg.page_chars_ucs2, cfg.page_chars_gsm7)
-            ),
+            RemoteCaller(client, cfg.remote_timeout_seconds, limits),
             svc.agencies.webhook_secret,
+            platform=platform.menu if platform else None,
+            platform_code=svc.config.numbering.ussd_prefix + "#",
         )
         app[ENGINE] = engine
 
         async def purge() -> None:
-            # Kept twice the timeout so a late operator retry still gets its reply.
-            before = datetime.now(UTC) - timedelta(seconds=2 * cfg.idle_timeout_seconds)
-            await svc.store.ussd.purge_idle(before)
+            await purge_idle_sessions(svc.store, cfg.idle_timeout_seconds)
 
         if not app[BACKGROUND]:
             yield
             return
         async with periodic(_PURGE_INTERVAL, purge, "purging idle USSD sessions"):
             yield
+
+
+async def purge_idle_sessions(store: Store, idle_timeout_seconds: int) -> None:
+    """Forget idle dialogs, counting those the citizen left open as abandoned. Rows are kept
+    twice the timeout so that a late operator retry still gets its reply."""
+    before = datetime.now(UTC) - timedelta(seconds=2 * idle_timeout_seconds)
+    for operator, agency_id in await store.ussd.purge_idle(before):
+        count_session(operator, agency_id, "abandoned")
 
 
 def _authenticate(request: web.Request, operator: str) -> None:

@@ -103,8 +103,8 @@ def fits(text: str, limits: Limits) -> bool:
     return units(text) <= limit
 
 
-def _page_text(lines: list[str], first: bool, last: bool) -> str:
-    nav = ([] if last else [MORE_LINE]) + ([] if first else [BACK_LINE])
+def _page_text(lines: list[str], first: bool, last: bool, back_first: bool = False) -> str:
+    nav = ([] if last else [MORE_LINE]) + ([] if first and not back_first else [BACK_LINE])
     return "\n".join(lines + nav)
 
 
@@ -130,10 +130,11 @@ def _split_line(line: str, limits: Limits, reserve: int) -> list[str]:
     return pieces
 
 
-def paginate(lines: list[str], limits: Limits) -> list[str]:
+def paginate(lines: list[str], limits: Limits, back_first: bool = False) -> list[str]:
     """Greedy paging: fill each page with whole lines; raise ValueError on a line that cannot
-    fit a page even alone with both navigation lines."""
-    whole = "\n".join(lines)
+    fit a page even alone with both navigation lines. ``back_first``: the first page offers
+    «۰ بازگشت» too (to the previous screen; a menu below the root)."""
+    whole = "\n".join(lines + ([BACK_LINE] if back_first else []))
     if fits(whole, limits):
         return [whole]
     # Once paged, every page carries Persian navigation lines, so it is UCS2 whatever the text.
@@ -152,12 +153,16 @@ def paginate(lines: list[str], limits: Limits) -> list[str]:
         trial = [*pages[-1], piece]
         # Measured as if more pages follow: dropping «۹۸ بیشتر» from the last page only shortens it.
         first = len(pages) == 1
-        if pages[-1] and units(_page_text(trial, first=first, last=False)) > limits.ucs2:
+        page = _page_text(trial, first=first, last=False, back_first=back_first)
+        if pages[-1] and units(page) > limits.ucs2:
             pages.append([piece])
         else:
             pages[-1] = trial
     n = len(pages)
-    return [_page_text(p, first=i == 0, last=i == n - 1) for i, p in enumerate(pages)]
+    return [
+        _page_text(p, first=i == 0, last=i == n - 1, back_first=back_first)
+        for i, p in enumerate(pages)
+    ]
 
 
 def _lines(screen: Screen) -> list[str]:
@@ -269,7 +274,9 @@ def _targets(screen: Screen) -> list[str]:
     return [screen.next] if screen.kind == "input" else []
 
 
-def _with_pages(screen: Screen, limits: Limits, issues: list[MenuIssue]) -> Screen:
+def _with_pages(
+    screen: Screen, limits: Limits, issues: list[MenuIssue], root: object = None
+) -> Screen:
     single = {"remote": [screen.fallback], "input": [screen.error]}.get(screen.kind, [])
     for text in single:
         # Shown on its own, after a failure: it must fit one page.
@@ -279,7 +286,9 @@ def _with_pages(screen: Screen, limits: Limits, issues: list[MenuIssue]) -> Scre
     if not lines:
         return screen
     try:
-        pages = paginate(lines, limits)
+        # A menu below the root offers «۰ بازگشت» on its first page too: back to the screen
+        # before it (adapters/ussd/sessions.py keeps the trail).
+        pages = paginate(lines, limits, back_first=screen.kind == "menu" and screen.id != root)
     except ValueError as exc:
         issues.append(MenuIssue(screen.id, str(exc)))
         return screen
@@ -310,7 +319,7 @@ def load_menu(data: Any, limits: Limits | None = None) -> Menu:
     for sid, raw in raw_screens.items():
         screen = _read_screen(sid, raw, issues)
         if screen is not None:
-            screens[sid] = _with_pages(screen, limits, issues)
+            screens[sid] = _with_pages(screen, limits, issues, root)
     for screen in screens.values():
         for target in _targets(screen):
             if target not in raw_screens:

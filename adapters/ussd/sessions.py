@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from adapters.ussd.menus import BACK, MORE, Limits, Menu, Screen, load_menu
 from adapters.ussd.remote import RemoteCaller
 from gateway.config import UssdConfig
 from gateway.identity import is_valid_national_code
-from gateway.metrics import USSD_SESSIONS
+from gateway.metrics import USSD_AGENCY_SESSIONS, USSD_SESSIONS, USSD_STEP_LATENCY
 from gateway.numbering import NumberingPlan
 from gateway.persian import TEHRAN, normalize
 from gateway.store import Store
@@ -40,6 +41,7 @@ BUSY = "سامانه مشغول است؛ لطفاً دوباره تلاش کنی
 
 _DIALLED = re.compile(r"^\*\d+(?:\*[^*#]*)*#?$")
 _CAS_ATTEMPTS = 4
+_MAX_TRAIL = 32  # screens remembered for «۰ بازگشت»; menus are rarely deeper than a handful
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +57,14 @@ class _State:
     inputs: dict[str, str]
     reply: str
     ended: bool
+    # Screens the dialog came through to this one, for «۰ بازگشت» on a first page.
+    trail: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
 class _Dialog:
     key: SessionKey
-    agency: Agency
+    agency: Agency | None  # None for the platform root menu (on the bare prefix, *4#)
     menu: Menu
     version: int
     state: _State = field(default_factory=lambda: _State("", 0, {}, "", False))
@@ -73,6 +77,16 @@ def _parse_dialled(service_code: str) -> tuple[str, list[str]] | None:
         return None
     parts = code.strip("#").lstrip("*").split("*")
     return NumberingPlan.ussd_key(code), [p for p in parts[1:] if p]
+
+
+_AGENCY_OUTCOMES = frozenset({"started", "completed", "timed_out", "abandoned", "menu_changed"})
+
+
+def count_session(operator: str, agency_id: uuid.UUID | None, outcome: str) -> None:
+    """One dialog event, per operator and, when an agency's menu is involved, per agency."""
+    USSD_SESSIONS.labels(operator, outcome).inc()
+    if agency_id is not None and outcome in _AGENCY_OUTCOMES:
+        USSD_AGENCY_SESSIONS.labels(str(agency_id), outcome).inc()
 
 
 def _valid(screen: Screen, value: str) -> bool:
@@ -92,12 +106,21 @@ class SessionEngine:
         cfg: UssdConfig,
         remote: RemoteCaller,
         secret_for: Callable[[Agency], str],
+        platform: Menu | None = None,
+        platform_code: str = "*4#",
     ) -> None:
         self._store = store
         self._cfg = cfg
         self._remote = remote
         self._secret_for = secret_for
         self._limits = Limits(ucs2=cfg.page_chars_ucs2, gsm7=cfg.page_chars_gsm7)
+        # The platform root (ussd.menus_dir/platform.yaml): menus and messages only, so it lists
+        # nothing personal; unknown codes then point to it.
+        self._platform = platform
+        self._platform_key = NumberingPlan.ussd_key(platform_code)
+        self._unknown = (
+            UNKNOWN_CODE if platform is None else f"{UNKNOWN_CODE}\nفهرست: {platform_code}"
+        )
         # Parsed menus per agency, reused while the stored version is unchanged.
         self._menus: dict[uuid.UUID, tuple[int, Menu]] = {}
 
@@ -134,7 +157,15 @@ class SessionEngine:
         now: datetime | None = None,
     ) -> Reply:
         """Answer one operator request: the dialled code and every input of the dialog so far."""
-        now = now or datetime.now(UTC)
+        started = time.perf_counter()
+        try:
+            return await self._handle(key, service_code, history, now or datetime.now(UTC))
+        finally:
+            USSD_STEP_LATENCY.labels(key.operator).observe(time.perf_counter() - started)
+
+    async def _handle(
+        self, key: SessionKey, service_code: str, history: tuple[str, ...], now: datetime
+    ) -> Reply:
         history = tuple(normalize(h) for h in history)
         idle = timedelta(seconds=self._cfg.idle_timeout_seconds)
         for _ in range(_CAS_ATTEMPTS):
@@ -146,7 +177,7 @@ class SessionEngine:
                     continue
                 reply = Reply(TIMED_OUT, True)
                 if await self._save(key, row, None, reply, history, now):
-                    USSD_SESSIONS.labels(key.operator, "timed_out").inc()
+                    count_session(key.operator, row.agency_id, "timed_out")
                     return reply
                 continue
             if row is not None and row.history == history:
@@ -154,13 +185,14 @@ class SessionEngine:
             if row is None:
                 dialog, reply, outcome = await self._dial(key, service_code, history, now)
                 if await self._save(key, None, dialog, reply, history, now):
-                    USSD_SESSIONS.labels(key.operator, outcome).inc()
-                    if dialog is not None:  # usage statements count dialogs (Art 6)
+                    agency_id = dialog.agency.id if dialog and dialog.agency else None
+                    count_session(key.operator, agency_id, outcome)
+                    if dialog is not None and dialog.agency:  # usage statements (Art 6)
                         await self._store.reports.count_ussd_session(
                             dialog.agency.id, key.operator, now.astimezone(TEHRAN).date()
                         )
                     if reply.end and dialog is not None:
-                        USSD_SESSIONS.labels(key.operator, "completed").inc()
+                        count_session(key.operator, agency_id, "completed")
                     return reply
                 continue
             if row.ended:
@@ -181,7 +213,7 @@ class SessionEngine:
             if await self._save(key, row, dialog, reply, history, now):
                 if reply.end:
                     outcome = "completed" if dialog is not None else "menu_changed"
-                    USSD_SESSIONS.labels(key.operator, outcome).inc()
+                    count_session(key.operator, row.agency_id, outcome)
                 return reply
         log.warning("ussd session contended past %d attempts", _CAS_ATTEMPTS)
         return Reply(BUSY, True)
@@ -199,7 +231,9 @@ class SessionEngine:
         return await self._store.ussd.save_session(
             key,
             expected_rev=row.rev if row else None,
-            agency_id=dialog.agency.id if dialog else (row.agency_id if row else None),
+            agency_id=dialog.agency.id
+            if dialog and dialog.agency
+            else (row.agency_id if row else None),
             menu_version=dialog.version if dialog else (row.menu_version if row else 0),
             screen=state.screen if state else "",
             page=state.page if state else 0,
@@ -208,6 +242,7 @@ class SessionEngine:
             reply=reply.text,
             ended=reply.end,
             now=now,
+            trail=state.trail if state else (),
         )
 
     async def _dial(
@@ -216,11 +251,15 @@ class SessionEngine:
         """A new dialog: find the agency by its *4 code, show its root, walk any dial-through."""
         parsed = _parse_dialled(service_code)
         if parsed is None:
-            return None, Reply(UNKNOWN_CODE, True), "unknown_code"
+            return None, Reply(self._unknown, True), "unknown_code"
         code_key, through = parsed
+        if self._platform is not None and code_key == self._platform_key:
+            dialog = _Dialog(key, None, self._platform, 0)
+            dialog.state = await self._enter(dialog, self._platform.root, {})
+            return dialog, await self._press_all(dialog, (*through, *history)), "started"
         holder = await self._store.numbering.holder_at(code_key, ["ussd_code"], now)
         if holder is None:
-            return None, Reply(UNKNOWN_CODE, True), "unknown_code"
+            return None, Reply(self._unknown, True), "unknown_code"
         agency = await self._store.agencies.get(holder.agency_id)
         found = await self.menu(holder.agency_id) if agency and agency.active else None
         if agency is None or found is None:
@@ -234,13 +273,17 @@ class SessionEngine:
         return dialog, reply, "started"
 
     async def _resume(self, key: SessionKey, row: SessionRow) -> _Dialog | Reply:
+        state = _State(row.screen, row.page, dict(row.inputs), row.reply, row.ended, row.trail)
+        if row.agency_id is None and self._platform is not None:
+            if row.screen not in self._platform.screens:
+                return Reply(MENU_CHANGED, True)
+            return _Dialog(key, None, self._platform, 0, state)
         agency = await self._store.agencies.get(row.agency_id) if row.agency_id else None
         found = await self.menu(agency.id) if agency and agency.active else None
         if agency is None or found is None:
             return Reply(UNAVAILABLE, True)
         if found[0] != row.menu_version or row.screen not in found[1].screens:
             return Reply(MENU_CHANGED, True)
-        state = _State(row.screen, row.page, dict(row.inputs), row.reply, row.ended)
         return _Dialog(key, agency, found[1], found[0], state)
 
     # -- the machine ---------------------------------------------------------------------
@@ -253,13 +296,16 @@ class SessionEngine:
 
     async def _enter(self, dialog: _Dialog, sid: str, inputs: dict[str, str]) -> _State:
         screen = dialog.menu.screens[sid]
+        here = dialog.state.screen
+        trail = (*dialog.state.trail, here)[-_MAX_TRAIL:] if here else ()
         if screen.kind == "remote":
+            assert dialog.agency is not None  # the platform menu has no remote screens
             text = await self._remote.call(
                 dialog.agency, self._secret_for(dialog.agency), screen, dialog.key, inputs
             )
-            return _State(sid, 0, inputs, text, True)
+            return _State(sid, 0, inputs, text, True, trail)
         last = len(screen.pages) == 1
-        return _State(sid, 0, inputs, screen.pages[0], screen.kind == "message" and last)
+        return _State(sid, 0, inputs, screen.pages[0], screen.kind == "message" and last, trail)
 
     async def _press(self, dialog: _Dialog, value: str) -> _State:
         st = dialog.state
@@ -270,6 +316,12 @@ class SessionEngine:
             page += 1
         elif value == BACK and page > 0:
             page -= 1
+        elif value == BACK and screen.kind == "menu" and st.trail:
+            # On the first page of a menu, «۰ بازگشت» is the previous screen, at its first page.
+            back = st.trail[-1]
+            if back in dialog.menu.screens:
+                pages = dialog.menu.screens[back].pages
+                return replace(st, screen=back, page=0, reply=pages[0], trail=st.trail[:-1])
         elif screen.kind == "menu":
             if value.isascii() and value.isdigit() and 1 <= int(value) <= len(screen.options):
                 return await self._enter(dialog, screen.options[int(value) - 1].next, st.inputs)

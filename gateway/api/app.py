@@ -25,6 +25,7 @@ from gateway.api import (
     me,
     messages,
     openapi,
+    ussd_pushes,
 )
 from gateway.api.http import BACKGROUND, DRAINING, SERVICES, periodic, problem_middleware
 from gateway.services import Services
@@ -115,6 +116,7 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         admin_routing,
         admin_ussd,
         ussd_http,
+        ussd_pushes,
         openapi,
     ):
         module.register(app)

@@ -427,6 +427,87 @@ def _schemas() -> dict[str, Any]:
                 "callback_url": STR,
             }
         ),
+        **_push_schemas(),
+    }
+
+
+def _push_schemas() -> dict[str, Any]:
+    """Network-initiated USSD push (docs/USSD.md, adapters/ussd/push.py)."""
+    nullable = {"type": ["string", "null"]}
+    return {
+        "UssdPushCreate": _obj(
+            {
+                "to": {**STR, "maxLength": 32, "description": "Iranian mobile number"},
+                "text": {
+                    **STR,
+                    "maxLength": 182,
+                    "description": "one screen: ussd.page_chars_ucs2 (72) Persian or "
+                    "ussd.page_chars_gsm7 (160) GSM characters",
+                },
+                "mode": {
+                    "enum": ["notify", "request"],
+                    "default": "notify",
+                    "description": "notify = USSN (op 3); request = USSR (op 2), an answer wanted",
+                },
+                "fallback_sms": {"type": "boolean", "default": True},
+                "fallback_text": {
+                    **STR,
+                    "maxLength": 1000,
+                    "description": "SMS text when the push fails (default: text)",
+                },
+                "fallback_priority": {
+                    "enum": ["crisis", "high", "normal", "bulk"],
+                    "default": "high",
+                },
+                "mandatory": {"type": "boolean", "description": "fallback SMS is mandatory"},
+                "client_ref": {**STR, "maxLength": 100},
+            },
+            ["to", "text"],
+        ),
+        "UssdPush": _obj(
+            {
+                "id": UUID,
+                "status": {
+                    "enum": [
+                        "pending",
+                        "submitting",
+                        "sent",
+                        "delivered",
+                        "answered",
+                        "busy",
+                        "failed",
+                        "timeout",
+                    ]
+                },
+                "mode": {"enum": ["notify", "request"]},
+                "to": STR,
+                "text": STR,
+                "service_code": {**STR, "description": "the agency's *4 code, shown as sender"},
+                "operator": nullable,
+                "error_code": {
+                    **nullable,
+                    "description": "ussd_busy, network_<type>_<MAP error>, no_route, an SMPP "
+                    "status name, no_confirmation, test",
+                },
+                "answer": {**nullable, "description": "the citizen's answer (mode request)"},
+                "test": {"type": "boolean"},
+                "client_ref": STR,
+                "fallback": _obj(
+                    {
+                        "status": {"enum": ["none", "off", "pending", "queued", "refused"]},
+                        "message_id": {
+                            "type": ["string", "null"],
+                            "format": "uuid",
+                            "description": "the SMS (GET /v1/messages/{id})",
+                        },
+                        "error_code": {**nullable, "description": "why the SMS was refused"},
+                    }
+                ),
+                "created_at": TIME,
+                "sent_at": TIME,
+                "final_at": TIME,
+            }
+        ),
     }
 
 
@@ -678,6 +759,33 @@ def spec() -> dict[str, Any]:
                     }
                 ],
                 errors=(400, 401, 403, 409, 413, 415, 422, 429),
+            )
+        },
+        "/v1/ussd/pushes": {
+            "post": _op(
+                "Push an urgent notice by USSD (USSN/USSR), SMS fallback when busy or failed",
+                _ok("accepted; sent in the background", _ref("UssdPush"), "202"),
+                security="agencyJwt",
+                body=_body(_ref("UssdPushCreate")),
+                params=[
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {**STR, "maxLength": 200},
+                        "description": "same key and body: the same answer, never a second push",
+                    }
+                ],
+                errors=(400, 401, 403, 409, 413, 415, 422),
+            )
+        },
+        "/v1/ussd/pushes/{push_id}": {
+            "get": _op(
+                "A push: status, the citizen's answer, the SMS fallback",
+                _ok("push", _ref("UssdPush")),
+                security="agencyJwt",
+                params=[_path_param("push_id", UUID)],
+                errors=(401, 403, 404),
             )
         },
         "/v1/messages/{message_id}": {

@@ -25,6 +25,7 @@ from gateway.store.receipts import ReceiptStore
 from gateway.store.replies import ReplyStore
 from gateway.store.reports import ReportStore
 from gateway.store.ussd import UssdStore
+from gateway.store.ussd_push import UssdPushStore
 
 
 class Store:
@@ -44,6 +45,7 @@ class Store:
         self.operations = OperationsStore(self.db)
         self.reports = ReportStore(self.db)
         self.letters = LetterStore(self.db)
+        self.ussd_pushes = UssdPushStore(self.db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:

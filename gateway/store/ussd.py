@@ -40,13 +40,14 @@ class SessionRow:
     reply: str
     ended: bool
     rev: int
+    trail: tuple[str, ...]
     started_at: datetime
     updated_at: datetime
 
 
 _MENU_COLUMNS = "agency_id, definition, version, updated_by, updated_at"
 _SESSION_COLUMNS = """operator, msisdn, session_id, agency_id, menu_version, screen, page, inputs,
-    history, reply, ended, rev, started_at, updated_at"""
+    history, reply, ended, rev, started_at, updated_at, trail"""
 
 
 def _menu(row: Record) -> StoredMenu:
@@ -60,6 +61,7 @@ def _session(row: Record) -> SessionRow:
     key = SessionKey(d.pop("operator"), d.pop("msisdn"), d.pop("session_id"))
     d["inputs"] = orjson.loads(d["inputs"])
     d["history"] = tuple(d["history"])
+    d["trail"] = tuple(d["trail"])
     return SessionRow(key=key, **d)
 
 
@@ -125,6 +127,7 @@ class UssdStore:
         reply: str,
         ended: bool,
         now: datetime,
+        trail: tuple[str, ...] = (),
     ) -> bool:
         """Compare-and-set: insert when ``expected_rev`` is None, else update only the row still
         at that revision. False means another node got there first; the caller re-reads."""
@@ -141,14 +144,15 @@ class UssdStore:
             reply,
             ended,
             now,
+            list(trail),
         )
         if expected_rev is None:
             status = await self._db.execute(
                 "ussd_session_insert",
                 """INSERT INTO ussd_sessions (operator, msisdn, session_id, agency_id,
                        menu_version, screen, page, inputs, history, reply, ended, started_at,
-                       updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $12)
+                       updated_at, trail)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $12, $13)
                    ON CONFLICT DO NOTHING""",
                 *args,
             )
@@ -158,8 +162,8 @@ class UssdStore:
                 """UPDATE ussd_sessions
                    SET agency_id = $4, menu_version = $5, screen = $6, page = $7,
                        inputs = $8::jsonb, history = $9, reply = $10, ended = $11,
-                       updated_at = $12, rev = rev + 1
-                   WHERE operator = $1 AND msisdn = $2 AND session_id = $3 AND rev = $13""",
+                       updated_at = $12, trail = $13, rev = rev + 1
+                   WHERE operator = $1 AND msisdn = $2 AND session_id = $3 AND rev = $14""",
                 *args,
                 expected_rev,
             )
@@ -176,9 +180,13 @@ class UssdStore:
             rev,
         )
 
-    async def purge_idle(self, before: datetime) -> int:
-        """Forget sessions untouched since ``before`` (ended or timed out alike)."""
-        status = await self._db.execute(
-            "ussd_session_purge", "DELETE FROM ussd_sessions WHERE updated_at < $1", before
+    async def purge_idle(self, before: datetime) -> list[tuple[str, uuid.UUID | None]]:
+        """Forget sessions untouched since ``before`` (ended or timed out alike); returns
+        (operator, agency) of each one that was still open: abandoned by the citizen."""
+        rows = await self._db.fetch(
+            "ussd_session_purge",
+            """DELETE FROM ussd_sessions WHERE updated_at < $1
+               RETURNING operator, agency_id, ended""",
+            before,
         )
-        return int(status.split()[-1])
+        return [(r["operator"], r["agency_id"]) for r in rows if not r["ended"]]
