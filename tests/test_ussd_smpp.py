@@ -27,6 +27,7 @@ from adapters.ussd.menus import BACK_LINE, MORE_LINE
 from adapters.ussd.sessions import TIMED_OUT, UNKNOWN_CODE
 from adapters.ussd.smpp_front import screen_octets
 from gateway.config import Config, load_config
+from gateway.letters.evidence import write_new_evidence_key
 from gateway.numbering import Request
 from gateway.sealing import Sealer, write_new_key
 from gateway.services import Services
@@ -342,6 +343,7 @@ async def test_a_dialog_continues_in_another_gateway_process(
     await sim.ussd.dial(PHONE, "*412#", session=0x44)
     assert (await sim.ussd.next_screen(PHONE, 0)).text.startswith("Tax office")
     write_new_key(str(tmp_path / "master.key"))
+    write_new_evidence_key(tmp_path / "evidence.key")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -350,6 +352,7 @@ async def test_a_dialog_continues_in_another_gateway_process(
     env |= {
         "PAYAM_DATABASE_URL": config.database.url,
         "PAYAM_SECURITY_MASTER_KEY_FILE": str(tmp_path / "master.key"),
+        "PAYAM_KARTPOOSHE_EVIDENCE_KEY_FILE": str(tmp_path / "evidence.key"),
         "PAYAM_OPERATORS": json.dumps([op | {"password": "secret"}]),
         "PAYAM_HTTP_PORT": str(port),
         "PAYAM_LOG_LEVEL": "WARNING",
