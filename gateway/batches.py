@@ -137,6 +137,7 @@ class BatchService:
             template=template,
             names=names,
             mandatory=p.mandatory,
+            domains=agency.link_domains,
             default_text=p.text,
             ucs2_template=plan(p.text)[0] == "ucs2",
             numbers=numbers,
@@ -233,6 +234,7 @@ class _Job:
     template: str
     names: set[str]
     mandatory: bool
+    domains: tuple[str, ...]
     default_text: str
     ucs2_template: bool
     numbers: dict[str, str]
@@ -273,6 +275,12 @@ class _Job:
                     text = self.sending.final_text(template.format_map(r.params), self.mandatory)
                 except Problem:
                     rejected.append({"index": i, "code": "invalid_value", "detail": "empty"})
+                    continue
+                try:
+                    # Parameters may complete a link the template alone did not show.
+                    self.sending.links.check(text, self.domains)
+                except Problem as exc:
+                    rejected.append({"index": i, "code": exc.code, "detail": exc.detail})
                     continue
             else:
                 text = self.default_text

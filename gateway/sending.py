@@ -1,7 +1,8 @@
 """Accepting messages (POST /v1/messages): sender binding, policy, durable commit.
 
 Order of checks (each refusal has its own code, and nothing is written when one fails):
-recipient → sender bound from the registry (Art 3) → text and parts → mandatory permission →
+recipient → sender bound from the registry (Art 3) → text, links (gateway/link_policy.py) and
+parts → mandatory permission →
 times (send_at, valid_until, quiet hours) → opt-out → duplicate → daily quota → commit.
 A 202 is returned only after the transaction that holds the message has committed.
 """
@@ -23,6 +24,7 @@ from gateway.agencies import callback_url
 from gateway.auth import AgencyPrincipal, TokenUse
 from gateway.config import SmsConfig
 from gateway.errors import Problem
+from gateway.link_policy import LinkPolicy
 from gateway.metrics import SMS_ACCEPTED
 from gateway.persian import TEHRAN, normalize_letters
 from gateway.recipients import CitizenDirectory, normalize_msisdn
@@ -120,12 +122,15 @@ class SendingService:
         self._senders: dict[uuid.UUID, tuple[float, list[Allocation]]] = {}
         self._senders_loading: dict[uuid.UUID, asyncio.Future[list[Allocation]]] = {}
         self.pipeline: SendPipeline | None = None
+        # Set from the [links] configuration in gateway/services.py.
+        self.links = LinkPolicy()
 
     def prepare(self, data: dict[str, Any], principal: AgencyPrincipal, now: datetime) -> Prepared:
         if ("to" in data) == ("national_code" in data):
             raise Problem("invalid_value", "give exactly one of 'to' or 'national_code'")
         mandatory = bool(data.get("mandatory", False))
         text = self.final_text(data["text"], mandatory)
+        self.links.check(text, principal.agency.link_domains)
         if mandatory and not principal.agency.mandatory_allowed:
             raise Problem("mandatory_not_allowed", "this agency may not send mandatory messages")
         send_at: datetime | None = data.get("send_at")

@@ -9,6 +9,7 @@ from gateway.auth import Authenticator
 from gateway.batches import BatchService
 from gateway.config import Config
 from gateway.credentials import CredentialService
+from gateway.link_policy import LinkPolicy
 from gateway.numbering import NumberingPlan, NumberingService
 from gateway.recipients import CitizenDirectory, LocalDirectory
 from gateway.routing import Router
@@ -39,6 +40,7 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
     sending = SendingService(store, config.sms, directory)
     auth = Authenticator(store, credentials, iat_skew_seconds=config.auth.iat_skew_seconds)
     sending.pipeline = SendPipeline(store, auth)
+    sending.links = LinkPolicy(config.links.shorteners)
     return Services(
         config=config,
         store=store,

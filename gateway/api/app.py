@@ -12,6 +12,7 @@ from gateway.api import (
     admin_agencies,
     admin_numbering,
     admin_routing,
+    admin_trust,
     admin_ussd,
     batches,
     health,
@@ -62,6 +63,7 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         admin_numbering,
         admin_routing,
         admin_ussd,
+        admin_trust,
         ussd_http,
         openapi,
     ):

@@ -800,6 +800,9 @@ def spec() -> dict[str, Any]:
             )
         },
     }
+    from gateway.api.openapi_trust import trust_paths
+
+    paths.update(trust_paths())
     return {
         "openapi": "3.1.0",
         "info": {
