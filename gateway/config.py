@@ -239,9 +239,6 @@ class LinksConfig:
 
 @dataclass(frozen=True, slots=True)
 class VerificationConfig:
-    # 32-byte key (hex) for the keyed hashes of recipients' numbers and of codes: the table
-    # holds no number or code in the clear (docs/TRUST.md).
-    hash_key_file: str = "var/verification.key"
     # The platform's own number: a citizen sends a code (or forwards a whole message) here.
     root_number: str = "404000"
     code_digits: int = 6

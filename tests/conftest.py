@@ -97,7 +97,8 @@ _TABLES = (
     "agencies, api_keys, jwt_replay, admin_tokens, numbering, audit_log, batches, messages, "
     "queue, message_events, message_parts, receipts_inbox, idempotency_keys, opt_outs, "
     "daily_usage, portability, citizens, replies, mo_fragments, callbacks, ussd_menus, "
-    "ussd_sessions"
+    "ussd_sessions, audit_chain_head, audit_checkpoints, verification_codes, "
+    "verification_attempts, agency_verification"
 )
 
 
@@ -105,7 +106,12 @@ _TABLES = (
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     p = await asyncpg.create_pool(database_url, min_size=1, max_size=12)
     assert p is not None
-    await p.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+    # The audit tables refuse TRUNCATE (append-only): replica mode skips their triggers.
+    await p.execute(
+        "SET session_replication_role = replica; "
+        f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE; "
+        "SET session_replication_role = DEFAULT"
+    )
     yield p
     await p.close()
 

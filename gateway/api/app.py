@@ -19,6 +19,7 @@ from gateway.api import (
     me,
     messages,
     openapi,
+    trust_jobs,
 )
 from gateway.api.http import BACKGROUND, DRAINING, SERVICES, periodic, problem_middleware
 from gateway.services import Services
@@ -70,5 +71,6 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         module.register(app)
     if background:
         app.cleanup_ctx.append(_purge_seen_tokens)
+        app.cleanup_ctx.append(trust_jobs.audit_checkpoints)
     app.on_shutdown.append(_start_draining)
     return app

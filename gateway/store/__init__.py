@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from gateway.store.agencies import AgencyStore
-from gateway.store.audit import AuditStore
+from gateway.store.audit import AuditChainStore, AuditStore
 from gateway.store.callbacks import CallbackStore
 from gateway.store.credentials import CredentialStore
 from gateway.store.db import Executor, transaction
@@ -32,6 +32,7 @@ class Store:
         self.credentials = CredentialStore(self.db)
         self.numbering = NumberingStore(self.db)
         self.audit = AuditStore(self.db)
+        self.audit_chain = AuditChainStore(self.db)
         self.messages = MessageStore(self.db)
         self.queue = QueueStore(self.db)
         self.receipts = ReceiptStore(self.db)
