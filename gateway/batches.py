@@ -27,7 +27,9 @@ from gateway.recipients import CitizenDirectory, normalize_msisdn
 from gateway.sending import MAX_PARTS, MESSAGE_FIELDS, SendingService, tehran_day
 from gateway.status import PRIORITIES, QUEUED, SCHEDULED
 from gateway.store import Store
+from gateway.store.verification import CodeRecord
 from gateway.validation import Field, parse_object
+from gateway.verification import VerificationService
 
 MAX_RECIPIENTS = 100_000
 # Recipients prepared and inserted per step; steps overlap (see BatchService.accept).
@@ -122,6 +124,8 @@ class BatchService:
             {**common, "to": "+989120000000", "text": template}, principal, now
         )
         sender = self._sending.bind_sender(p.sender, await self._sending.senders(agency.id))
+        # Whether each message carries a verification code (refused here if asked and off).
+        probe = await self._sending.with_verification(p, agency.id, sender, "+989120000000", now)
         codes = [r.national_code for r in recipients if r.national_code and not r.to]
         numbers = await self._directory.numbers_for(codes) if codes else {}
         batch_id = uuid.uuid4()
@@ -141,6 +145,9 @@ class BatchService:
             default_text=p.text,
             ucs2_template=plan(p.text)[0] == "ucs2",
             numbers=numbers,
+            verification=self._sending.verification if probe.verification else None,
+            sender=sender,
+            sent_at=p.send_at or now,
         )
         day = tehran_day(start)
         accepted = fragments = 0
@@ -195,6 +202,7 @@ class BatchService:
                             "daily_quota_exceeded", f"{fragments} fragments exceed the daily quota"
                         )
                     reserved = True
+                await tx.verification.insert(job.codes)
                 await tx.messages.insert_batch(
                     batch_id,
                     agency.id,
@@ -238,7 +246,11 @@ class _Job:
     default_text: str
     ucs2_template: bool
     numbers: dict[str, str]
+    verification: VerificationService | None
+    sender: str
+    sent_at: datetime
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    codes: list[CodeRecord] = field(default_factory=list)
 
     async def rows(
         self, recipients: list[Recipient], lo: int, hi: int
@@ -284,9 +296,19 @@ class _Job:
                     continue
             else:
                 text = self.default_text
+            if self.verification is not None:
+                code = self.verification.new_code()
+                text += self.verification.suffix(code)
+                self.codes.append(
+                    self.verification.record(
+                        code, self.agency_id, self.sender, msisdn, self.sent_at
+                    )
+                )
             encoding, parts = _count(text, self.ucs2_template)
             if parts > MAX_PARTS:
                 rejected.append({"index": i, "code": "message_too_long"})
+                if self.verification is not None:
+                    self.codes.pop()
                 continue
             rows.append((msisdn, text, encoding, parts))
             if len(rows) % 4096 == 0:

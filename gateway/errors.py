@@ -185,6 +185,17 @@ CATALOGUE: dict[str, ErrorKind] = {
     "link_in_notice": ErrorKind(
         422, "A letter notice may not carry a link", "اعلان نامه نباید پیوند داشته باشد"
     ),
+    # Verification (gateway/verification.py)
+    "verification_off": ErrorKind(
+        422,
+        "This agency's messages do not carry verification codes",
+        "پیام‌های این دستگاه کد تأیید ندارند",
+    ),
+    "verification_rate_limited": ErrorKind(
+        429,
+        "Too many verification attempts for this number; try again in an hour",
+        "تعداد درخواست‌های بررسی این شماره بیش از حد مجاز است",
+    ),
     # USSD
     "invalid_ussd_menu": ErrorKind(
         422, "The USSD menu definition is invalid; see errors", "تعریف منوی USSD نادرست است"

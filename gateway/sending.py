@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import time as time_module
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -32,7 +32,9 @@ from gateway.send_pipeline import Pending, SendPipeline, accepted_view
 from gateway.status import PRIORITIES, PRIORITY_NAMES, QUEUED, SCHEDULED
 from gateway.store import Store
 from gateway.store.models import Allocation, NewMessage
+from gateway.store.verification import CodeRecord
 from gateway.validation import Field, parse_object
+from gateway.verification import VerificationService
 
 MAX_PARTS = 15
 MAX_TEXT = 1_000
@@ -66,6 +68,8 @@ MESSAGE_FIELDS: dict[str, Field] = {
     "client_ref": Field(str, max_length=100),
     "callback_url": Field(str, max_length=2048, check=callback_url),
     "sender": Field(str, max_length=16),
+    # Append a verification code (agencies whose policy is per_message; docs/TRUST.md).
+    "verify": Field(bool),
 }
 
 
@@ -108,6 +112,9 @@ class Prepared:
     client_ref: str
     callback_url: str
     sender: str | None
+    verify: bool | None = None
+    # Set by build when the message carries a verification code (stored in the same commit).
+    verification: CodeRecord | None = None
 
 
 def request_hash(body: bytes) -> bytes:
@@ -124,6 +131,8 @@ class SendingService:
         self.pipeline: SendPipeline | None = None
         # Set from the [links] configuration in gateway/services.py.
         self.links = LinkPolicy()
+        # Verification codes (gateway/verification.py); None: never appended.
+        self.verification: VerificationService | None = None
 
     def prepare(self, data: dict[str, Any], principal: AgencyPrincipal, now: datetime) -> Prepared:
         if ("to" in data) == ("national_code" in data):
@@ -169,6 +178,7 @@ class SendingService:
             client_ref=data.get("client_ref", ""),
             callback_url=data.get("callback_url", ""),
             sender=data.get("sender"),
+            verify=data.get("verify"),
         )
 
     def final_text(self, text: str, mandatory: bool) -> str:
@@ -214,6 +224,7 @@ class SendingService:
             if msisdn is None:
                 raise Problem("invalid_recipient", "not an Iranian mobile number")
         sender = self.bind_sender(p.sender, await self.cached_senders(agency.id))
+        p = await self.with_verification(p, agency.id, sender, msisdn, now)
         try:
             encoding, parts = plan(p.text)
         except TooManyParts:
@@ -241,6 +252,32 @@ class SendingService:
             vt=p.send_at or now,
         )
         return message, p
+
+    async def with_verification(
+        self, p: Prepared, agency_id: uuid.UUID, sender: str, msisdn: str, now: datetime
+    ) -> Prepared:
+        """The code appended before the parts are counted, and its record for the commit."""
+        v = self.verification
+        if v is None:
+            if p.verify:
+                raise Problem("verification_off", "verification codes are not enabled here")
+            return p
+        if not await v.wanted(agency_id, p.verify):
+            if p.verify and await v.policy(agency_id) == "never":
+                raise Problem("verification_off", "this agency's policy is never")
+            return p
+        window = self._cfg.duplicate_window_seconds
+        dedupe = None
+        if window:
+            bucket = int(now.timestamp()) // window
+            dedupe = f"{agency_id}\x00{msisdn}\x00{bucket}\x00{p.text}".encode()
+        code = v.new_code(dedupe)
+        sent_at = p.send_at or now
+        return replace(
+            p,
+            text=p.text + v.suffix(code),
+            verification=v.record(code, agency_id, sender, msisdn, sent_at),
+        )
 
     async def cached_senders(self, agency_id: uuid.UUID) -> list[Allocation]:
         """The agency's senders, cached for a second: the committing transaction checks again
@@ -284,6 +321,7 @@ class SendingService:
                 duplicate_since=now - timedelta(seconds=window) if window else None,
                 day=tehran_day(p.send_at or now),
                 quota=use.principal.agency.daily_fragment_quota,
+                verification=p.verification,
             )
         )
 
@@ -309,7 +347,7 @@ class SendingService:
         window = self._cfg.duplicate_window_seconds
         if window:
             dup = await messages.duplicate_of(
-                agency.id, msisdn, p.text, now - timedelta(seconds=window)
+                agency.id, msisdn, message.body, now - timedelta(seconds=window)
             )
             if dup is not None:
                 raise Problem(
@@ -321,7 +359,7 @@ class SendingService:
                 "daily_quota_exceeded", f"daily quota of {agency.daily_fragment_quota} fragments"
             )
         try:
-            return await self._commit(message, idempotency_key, raw_body)
+            return await self._commit(message, idempotency_key, raw_body, p.verification)
         except BaseException:
             await messages.release_fragments(agency.id, day, parts)
             raise
@@ -339,7 +377,9 @@ class SendingService:
             )
         return status, response
 
-    async def _commit(self, m: NewMessage, key: str | None, raw_body: bytes) -> tuple[int, bytes]:
+    async def _commit(
+        self, m: NewMessage, key: str | None, raw_body: bytes, code: CodeRecord | None = None
+    ) -> tuple[int, bytes]:
         response = orjson.dumps(accepted_view(m, datetime.now(UTC)))
         async with self._store.transaction() as tx:
             if key is not None and not await tx.messages.idempotent_claim(
@@ -347,6 +387,8 @@ class SendingService:
             ):
                 raise _Raced()
             created = await tx.messages.insert_one(m, lane=m.priority)
+            if code is not None:
+                await tx.verification.insert([code])
             if m.send_at is None:
                 await tx.messages.notify_queued(m.priority == 0)
             response = orjson.dumps(accepted_view(m, created))

@@ -17,6 +17,7 @@ from gateway.sealing import Sealer
 from gateway.send_pipeline import SendPipeline
 from gateway.sending import SendingService
 from gateway.store import Store
+from gateway.verification import VerificationService
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class Services:
     sending: SendingService
     batches: BatchService
     router: Router
+    verification: VerificationService
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
@@ -41,6 +43,10 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
     auth = Authenticator(store, credentials, iat_skew_seconds=config.auth.iat_skew_seconds)
     sending.pipeline = SendPipeline(store, auth)
     sending.links = LinkPolicy(config.links.shorteners)
+    verification = VerificationService(
+        store, config.verification, sealer.derive_key("payam/verification/v1")
+    )
+    sending.verification = verification
     return Services(
         config=config,
         store=store,
@@ -53,4 +59,5 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         sending=sending,
         batches=BatchService(store, sending, directory),
         router=Router(config.operators),
+        verification=verification,
     )

@@ -20,6 +20,7 @@ from gateway.api import (
     messages,
     openapi,
     trust_jobs,
+    verify,
 )
 from gateway.api.http import BACKGROUND, DRAINING, SERVICES, periodic, problem_middleware
 from gateway.services import Services
@@ -65,6 +66,7 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         admin_routing,
         admin_ussd,
         admin_trust,
+        verify,
         ussd_http,
         openapi,
     ):

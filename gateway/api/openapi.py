@@ -229,6 +229,10 @@ def _schemas() -> dict[str, Any]:
                 "client_ref": {**STR, "maxLength": 100},
                 "callback_url": STR,
                 "sender": {**STR, "description": "one of the agency's own numbers or masks"},
+                "verify": {
+                    "type": "boolean",
+                    "description": "append a verification code (agency policy per_message)",
+                },
             },
             ["text"],
         ),
@@ -318,6 +322,7 @@ def _schemas() -> dict[str, Any]:
                 "client_ref": STR,
                 "callback_url": STR,
                 "sender": STR,
+                "verify": {"type": "boolean", "description": "a verification code per message"},
             },
             "required": ["template", "recipients"],
             "additionalProperties": False,

@@ -22,6 +22,7 @@ from gateway.store.queue import QueueStore
 from gateway.store.receipts import ReceiptStore
 from gateway.store.replies import ReplyStore
 from gateway.store.ussd import UssdStore
+from gateway.store.verification import VerificationStore
 
 
 class Store:
@@ -39,6 +40,7 @@ class Store:
         self.replies = ReplyStore(self.db)
         self.callbacks = CallbackStore(self.db)
         self.ussd = UssdStore(self.db)
+        self.verification = VerificationStore(self.db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:
