@@ -273,3 +273,17 @@ async def test_sms_path_through_the_simulator(
     # The answers are the platform's own messages: nothing reached an agency's replies.
     assert await pool.fetchval("SELECT count(*) FROM replies") == 0
     assert time.monotonic() - started < 60
+
+
+async def test_expired_codes_are_purged_and_no_longer_verify(
+    services: Services, client: Any, admin_token: str
+) -> None:
+    a = await _agency(services, client)
+    await _policy(client, admin_token, a, "always")
+    code, _ = await _sent(a)
+    await services.store.pool.execute(
+        "UPDATE verification_codes SET expires_at = now() - interval '1 second'"
+    )
+    assert (await _ask(client, MSISDN, code))[1]["status"] == "not_genuine"
+    assert await services.verification.purge() == 1
+    assert await services.store.pool.fetchval("SELECT count(*) FROM verification_codes") == 0

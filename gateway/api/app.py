@@ -74,5 +74,6 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
     if background:
         app.cleanup_ctx.append(_purge_seen_tokens)
         app.cleanup_ctx.append(trust_jobs.audit_checkpoints)
+        app.cleanup_ctx.append(trust_jobs.verification_purge)
     app.on_shutdown.append(_start_draining)
     return app

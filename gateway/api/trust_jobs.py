@@ -35,3 +35,19 @@ async def audit_checkpoints(app: web.Application) -> AsyncIterator[None]:
         float(services.config.security.audit_checkpoint_seconds), job, "audit checkpoint"
     ):
         yield
+
+
+_PURGE_SECONDS = 3600.0
+
+
+async def verification_purge(app: web.Application) -> AsyncIterator[None]:
+    """Hourly: forget codes past verification.keep_days and attempt counts of past hours."""
+    services = app[SERVICES]
+
+    async def job() -> None:
+        gone = await services.verification.purge()
+        if gone:
+            log.info("purged %d expired verification codes", gone)
+
+    async with periodic(_PURGE_SECONDS, job, "verification purge"):
+        yield
