@@ -287,3 +287,21 @@ async def test_expired_codes_are_purged_and_no_longer_verify(
     assert (await _ask(client, MSISDN, code))[1]["status"] == "not_genuine"
     assert await services.verification.purge() == 1
     assert await services.store.pool.fetchval("SELECT count(*) FROM verification_codes") == 0
+
+
+async def test_csv_batch_per_message_verify(
+    services: Services, client: Any, admin_token: str
+) -> None:
+    a = await _agency(services, client)
+    await _policy(client, admin_token, a, "per_message")
+    resp = await client.post(
+        "/v1/batches",
+        params={"template": "نوبت شما فردا است", "verify": "true"},
+        data=b"to\n09121234567\n",
+        headers=a.headers(**{"Content-Type": "text/csv"}),
+    )
+    assert resp.status == 202, await resp.text()
+    body = await services.store.pool.fetchval("SELECT body FROM messages")
+    m = _CODE.search(body)
+    assert m
+    assert (await _ask(client, MSISDN, ascii_digits(m.group(1))))[1]["genuine"] is True
