@@ -15,6 +15,7 @@ import csv
 import io
 import string
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,9 +121,13 @@ class BatchService:
         names = placeholders(template)
         now = datetime.now(UTC)
         # Checks shared by every recipient run once, on the template.
-        p = self._sending.prepare(
-            {**common, "to": "+989120000000", "text": template}, principal, now
-        )
+        try:
+            p = self._sending.prepare(
+                {**common, "to": "+989120000000", "text": template}, principal, now
+            )
+        except Problem as exc:
+            await self._sending.link_refused(principal, exc)
+            raise
         sender = self._sending.bind_sender(p.sender, await self._sending.senders(agency.id))
         # Whether each message carries a verification code (refused here if asked and off).
         probe = await self._sending.with_verification(p, agency.id, sender, "+989120000000", now)
@@ -218,6 +223,10 @@ class BatchService:
                 await self._store.messages.release_fragments(agency.id, day, fragments)
             raise
         rejected = job.rejected
+        for code, n in Counter(
+            r["code"] for r in rejected if r["code"].startswith("link_")
+        ).items():
+            await self._sending.link_refused(principal, Problem(code, host=""), n)
         SMS_ACCEPTED.labels(str(agency.id), p.priority).inc(accepted)
         return {
             "id": str(batch_id),

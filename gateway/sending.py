@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time as time_module
 import uuid
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from gateway.auth import AgencyPrincipal, TokenUse
 from gateway.config import SmsConfig
 from gateway.errors import Problem
 from gateway.link_policy import LinkPolicy
-from gateway.metrics import SMS_ACCEPTED
+from gateway.metrics import LINK_REFUSALS, SMS_ACCEPTED
 from gateway.persian import TEHRAN, normalize_letters
 from gateway.recipients import CitizenDirectory, normalize_msisdn
 from gateway.send_pipeline import Pending, SendPipeline, accepted_view
@@ -35,6 +36,8 @@ from gateway.store.models import Allocation, NewMessage
 from gateway.store.verification import CodeRecord
 from gateway.validation import Field, parse_object
 from gateway.verification import VerificationService
+
+log = logging.getLogger(__name__)
 
 MAX_PARTS = 15
 MAX_TEXT = 1_000
@@ -213,7 +216,11 @@ class SendingService:
     ) -> tuple[NewMessage, Prepared]:
         """Everything about one request that needs no write: fields, recipient, sender, parts."""
         agency = principal.agency
-        p = self.prepare(parse_object(body, MESSAGE_FIELDS), principal, now)
+        try:
+            p = self.prepare(parse_object(body, MESSAGE_FIELDS), principal, now)
+        except Problem as exc:
+            await self.link_refused(principal, exc)
+            raise
         if p.by_national_code:
             found = await self._directory.numbers_for([p.recipient_raw])
             msisdn = next(iter(found.values()), None)
@@ -252,6 +259,24 @@ class SendingService:
             vt=p.send_at or now,
         )
         return message, p
+
+    async def link_refused(self, principal: AgencyPrincipal, exc: Problem, count: int = 1) -> None:
+        """A link-policy refusal is a security event (a phishing attempt, or a stolen key): it
+        goes to the audit log with the host and code, never the text or the recipient."""
+        if not exc.code.startswith("link_"):
+            return
+        LINK_REFUSALS.labels(exc.code).inc(count)
+        try:
+            await self._store.audit.record(
+                actor=f"key:{principal.key.key_id}",
+                action="sms.link_refused",
+                target=str(principal.agency.id),
+                outcome=exc.code,
+                detail={"host": str(exc.extra.get("host", "")), "count": count},
+            )
+        except Exception:
+            # The refusal stands even if the audit write fails; the failure is logged.
+            log.exception("could not record a link refusal")
 
     async def with_verification(
         self, p: Prepared, agency_id: uuid.UUID, sender: str, msisdn: str, now: datetime

@@ -113,6 +113,19 @@ async def test_messages_api_applies_link_policy(services: Services, client: Any)
         assert body["code"] == code
         assert body["title_fa"]
     assert await a.messages() == 1  # nothing refused was written
+    # Each refusal is a security event in the audit log: host and code, never the text.
+    entries = await services.store.audit.list(
+        action="sms.link_refused", since=None, limit=10, before_id=None
+    )
+    assert [e.outcome for e in reversed(entries)] == [
+        "link_userinfo",
+        "link_lookalike_domain",
+        "link_shortener",
+        "link_ip_address",
+        "link_domain_not_registered",
+    ]
+    assert entries[-1].detail == {"host": "evil.com", "count": 1}
+    assert entries[0].actor == f"key:{a.key.key.key_id}"
 
 
 async def test_batches_api_applies_link_policy(services: Services, client: Any) -> None:
@@ -144,6 +157,14 @@ async def test_batches_api_applies_link_policy(services: Services, client: Any) 
     assert [(r["index"], r["code"]) for r in got["rejected"]] == [
         (1, "link_shortener"),
         (2, "link_userinfo"),
+    ]
+    entries = await services.store.audit.list(
+        action="sms.link_refused", since=None, limit=10, before_id=None
+    )
+    assert sorted(e.outcome for e in entries) == [
+        "link_domain_not_registered",
+        "link_shortener",
+        "link_userinfo",
     ]
 
 
