@@ -23,6 +23,7 @@ from typing import Any
 from adapters.sms.encoding import UCS2_PER_PART, UCS2_SINGLE, TooManyParts, plan
 from gateway.auth import AgencyPrincipal
 from gateway.errors import Problem
+from gateway.link_policy import may_carry_link, template_shapes_links
 from gateway.metrics import SMS_ACCEPTED
 from gateway.recipients import CitizenDirectory, normalize_msisdn
 from gateway.sending import MAX_PARTS, MESSAGE_FIELDS, SendingService, tehran_day
@@ -147,6 +148,7 @@ class BatchService:
             names=names,
             mandatory=p.mandatory,
             domains=agency.link_domains,
+            links_around_params=template_shapes_links(template),
             default_text=p.text,
             ucs2_template=plan(p.text)[0] == "ucs2",
             numbers=numbers,
@@ -252,6 +254,8 @@ class _Job:
     names: set[str]
     mandatory: bool
     domains: tuple[str, ...]
+    # The template puts link syntax next to a placeholder: check every rendered text.
+    links_around_params: bool
     default_text: str
     ucs2_template: bool
     numbers: dict[str, str]
@@ -297,12 +301,13 @@ class _Job:
                 except Problem:
                     rejected.append({"index": i, "code": "invalid_value", "detail": "empty"})
                     continue
-                try:
-                    # Parameters may complete a link the template alone did not show.
-                    self.sending.links.check(text, self.domains)
-                except Problem as exc:
-                    rejected.append({"index": i, "code": exc.code, "detail": exc.detail})
-                    continue
+                if self.links_around_params or any(map(may_carry_link, r.params.values())):
+                    try:
+                        # Parameters may complete a link the template alone did not show.
+                        self.sending.links.check(text, self.domains)
+                    except Problem as exc:
+                        rejected.append({"index": i, "code": exc.code, "detail": exc.detail})
+                        continue
             else:
                 text = self.default_text
             if self.verification is not None:

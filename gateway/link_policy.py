@@ -108,6 +108,21 @@ def find_links(text: str) -> list[FoundLink]:
     return [f for f in found if f.host]
 
 
+def may_carry_link(value: str) -> bool:
+    """Cheap test for a batch parameter: every link needs a dot, a colon or an '@' (after the
+    same folding as ``find_links``), so a value without any adds no link of its own."""
+    folded = _fold(value)
+    return "." in folded or ":" in folded or "@" in folded
+
+
+def template_shapes_links(template: str) -> bool:
+    """Whether parameters could complete a link around the template's placeholders
+    (``https://{host}/``, ``{name}.ir``, ``1.2.3.{n}``): then every rendered message must be
+    checked whole. Tried with a word and a number in every placeholder."""
+    pieces = re.split(r"\{[^{}]*\}", template)
+    return any(bool(find_links(filler.join(pieces))) for filler in ("xyz", "1"))
+
+
 def is_ip_host(host: str) -> bool:
     """A host a browser would read as an IP address (WHATWG URL "IPv4 parser": up to four
     parts, each decimal, 0x-hex or 0-octal; or IPv6 in brackets)."""

@@ -90,6 +90,33 @@ def test_shortener_list_is_configurable() -> None:
     assert exc.value.code == "link_shortener"
 
 
+@pytest.mark.parametrize(
+    ("template", "shaped"),
+    [
+        ("https://{host}/pay", True),
+        ("به {name}.ir سر بزنید", True),
+        ("evil.{tld}", True),
+        ("1.2.3.{n}", True),
+        ("{user}@evil.com", True),
+        ("{name} عزیز، قسط شما {amount} ریال است.", False),
+        ("مهلت {date}: پرداخت در tax.gov.ir", True),
+    ],
+)
+def test_templates_that_let_parameters_complete_a_link(template: str, shaped: bool) -> None:
+    from gateway.link_policy import template_shapes_links
+
+    assert template_shapes_links(template) is shaped
+
+
+def test_parameters_that_may_carry_a_link() -> None:
+    from gateway.link_policy import may_carry_link
+
+    assert not may_carry_link("علی رضایی")
+    assert not may_carry_link("1200000")
+    for value in ("evil.com", "evil\uff0ecom", "evil\u3002com", "a@b", "http:", "x\uff1a"):
+        assert may_carry_link(value), value
+
+
 def test_letter_notices_never_carry_links() -> None:
     check_notice_has_no_link("نامه‌ای در کارت‌پوشه شما دارید.")
     with pytest.raises(Problem) as exc:
@@ -158,10 +185,26 @@ async def test_batches_api_applies_link_policy(services: Services, client: Any) 
         (1, "link_shortener"),
         (2, "link_userinfo"),
     ]
+    # A template without link syntax: a parameter that is itself a link is still caught.
+    resp = await a.client.post(
+        "/v1/batches",
+        json={
+            "template": "{name} عزیز، پیام ما را ببینید",
+            "recipients": [
+                {"to": MSISDN, "params": {"name": "علی"}},
+                {"to": "+989121234568", "params": {"name": "evil\uff0ecom"}},
+            ],
+        },
+        headers=a.headers(),
+    )
+    got = await resp.json(content_type=None)
+    assert resp.status == 202, got
+    assert [(r["index"], r["code"]) for r in got["rejected"]] == [(1, "link_domain_not_registered")]
     entries = await services.store.audit.list(
         action="sms.link_refused", since=None, limit=10, before_id=None
     )
     assert sorted(e.outcome for e in entries) == [
+        "link_domain_not_registered",
         "link_domain_not_registered",
         "link_shortener",
         "link_userinfo",
