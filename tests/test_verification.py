@@ -218,6 +218,8 @@ async def test_verify_page_form_answers(services: Services, client: Any, admin_t
     assert NOT_SENT_FA in await resp.text()
     resp = await client.post("/verify", data={"msisdn": "12", "code": "000000"})
     assert resp.status == 422
+    resp = await client.post("/verify", data={"msisdn": "0912" * 5000, "code": "1"})
+    assert resp.status == 413
 
 
 def test_code_extraction_from_forwarded_text() -> None:
