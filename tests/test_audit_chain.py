@@ -290,3 +290,47 @@ def test_python_and_sql_canonical_forms_agree() -> None:
         audit_chain.link(bytes(32), 1, row)
         == hashlib.sha256(bytes(32) + audit_chain.canonical(1, row)).digest()
     )
+
+
+async def test_rows_from_before_the_chain_are_chained_by_the_migration(
+    admin_url: str, key_file: str
+) -> None:
+    from gateway.store import Store
+    from gateway.store.migrate import available, migrate
+    from tests.conftest import _with_db
+
+    name = f"payam_test_chain_{os.getpid()}_{os.urandom(3).hex()}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn = await asyncpg.connect(_with_db(admin_url, name))
+        trust = next(m.version for m in available() if m.name == "trust")
+        await conn.execute(
+            "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for m in available():
+            if m.version < trust:
+                await conn.execute(m.sql)
+                await conn.execute("INSERT INTO schema_version VALUES ($1, $2)", m.version, m.name)
+        for i in range(3):
+            await conn.execute(
+                "INSERT INTO audit_log (actor, action, outcome, detail) VALUES ($1, 'x', 'ok', $2)",
+                f"old-{i}",
+                orjson.dumps({"i": i, "متن": "قدیمی"}).decode(),
+            )
+        assert trust in await migrate(conn)
+        await conn.close()
+        pool = await asyncpg.create_pool(_with_db(admin_url, name), min_size=1, max_size=2)
+        assert pool is not None
+        store = Store(pool)
+        await store.audit.record(actor="new", action="y", outcome="ok")
+        key = audit_chain.load_signing_key(key_file)
+        report = await audit_chain.verify(store, key.public_key())
+        assert report.ok, report.findings
+        assert report.rows == 4
+        assert await pool.fetchval("SELECT seq FROM audit_log WHERE actor = 'new'") == 4
+        await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
