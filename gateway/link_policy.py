@@ -51,7 +51,7 @@ _SCHEME_URL = re.compile(rf"\b[a-z][a-z0-9+.\-]*://{_URL_CHARS}*", re.IGNORECASE
 # or more letters, a punycode TLD, or Iran's IDN TLD «ایران».
 _LABEL = r"[\w\-]+"
 _BARE = re.compile(
-    rf"(?<![\w.\-@/])(?:[\w.\-+%~!$&*=:]+@)?(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9\-]+|ایران)"
+    rf"(?<![\w.\-@])(?:[\w.\-+%~!$&*=:]+@)?(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9\-]+|ایران)"
     rf"(?![\w\-])(?::\d+)?(?:[/?#]{_URL_CHARS}*)?",
     re.IGNORECASE,
 )

@@ -58,6 +58,9 @@ CASES: list[tuple[str, str, str | None]] = [
     ("userinfo with password", "https://user:pw@tax.gov.ir/", "link_userinfo"),
     ("userinfo hidden by zero width", "https://tax.gov.ir\u200b@evil.com", "link_userinfo"),
     ("one bad among good", "tax.gov.ir و evil.ir", "link_domain_not_registered"),
+    ("broken scheme", "http:/evil.com/x", "link_domain_not_registered"),
+    ("backslash authority", "https://evil.com\\@tax.gov.ir/", "link_domain_not_registered"),
+    ("domain in a registered path", "https://tax.gov.ir/r/evil.com", None),
 ]
 
 
