@@ -17,7 +17,9 @@ USER payam
 ENV PAYAM_HTTP_HOST=0.0.0.0 \
     PAYAM_HTTP_PORT=8040 \
     PAYAM_LOG_JSON=true \
-    PAYAM_SECURITY_MASTER_KEY_FILE=/run/secrets/payam_master_key
+    PAYAM_SECURITY_MASTER_KEY_FILE=/run/secrets/payam_master_key \
+    PAYAM_SECURITY_AUDIT_SIGNING_KEY_FILE=/run/secrets/payam_audit_signing_key \
+    PAYAM_KARTPOOSHE_EVIDENCE_KEY_FILE=/run/secrets/payam_evidence_key
 EXPOSE 8040
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8040/healthz', timeout=2).status != 200)"

@@ -115,6 +115,9 @@ AGENCY_FIELDS: dict[str, Field] = {
     "mandatory_allowed": Field(bool),
 }
 UPDATE_FIELDS = {k: v for k, v in AGENCY_FIELDS.items() if k != "legal_id"}
+DOMAINS_FIELDS: dict[str, Field] = {
+    "domains": Field(list, required=True, item_kind=str, max_items=100, check=_domains)
+}
 
 DEFAULT_TPS = 50
 DEFAULT_DAILY_FRAGMENT_QUOTA = 100_000
@@ -227,6 +230,27 @@ class AgencyService:
                 client_addr=client_addr,
             )
         return secret
+
+    async def set_domains(
+        self, agency_id: uuid.UUID, body: Any, *, actor: str, client_addr: str = ""
+    ) -> Agency:
+        """Replace the agency's registered link domains (gateway/link_policy.py reads them)."""
+        data = parse_object(body, DOMAINS_FIELDS)
+        async with self._store.transaction() as tx:
+            before = await tx.agencies.get(agency_id)
+            if before is None:
+                raise Problem("not_found", f"agency {agency_id}")
+            agency = await tx.agencies.update(agency_id, {"link_domains": data["domains"]})
+            assert agency is not None
+            await tx.audit.record(
+                actor=actor,
+                action="agency.set_domains",
+                target=str(agency_id),
+                outcome="ok",
+                client_addr=client_addr,
+                detail={"before": list(before.link_domains), "after": list(agency.link_domains)},
+            )
+        return agency
 
     def webhook_secret(self, agency: Agency) -> str:
         return self._sealer.open(agency.webhook_secret_sealed, webhook_context(agency.id)).decode()

@@ -15,6 +15,7 @@ import csv
 import io
 import string
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,12 +23,15 @@ from typing import Any
 from adapters.sms.encoding import UCS2_PER_PART, UCS2_SINGLE, TooManyParts, plan
 from gateway.auth import AgencyPrincipal
 from gateway.errors import Problem
+from gateway.link_policy import may_carry_link, template_shapes_links
 from gateway.metrics import SMS_ACCEPTED
 from gateway.recipients import CitizenDirectory, normalize_msisdn
 from gateway.sending import MAX_PARTS, MESSAGE_FIELDS, SendingService, tehran_day
 from gateway.status import PRIORITIES, QUEUED, SCHEDULED
 from gateway.store import Store
+from gateway.store.verification import CodeRecord
 from gateway.validation import Field, parse_object
+from gateway.verification import VerificationService
 
 MAX_RECIPIENTS = 100_000
 # Recipients prepared and inserted per step; steps overlap (see BatchService.accept).
@@ -118,10 +122,16 @@ class BatchService:
         names = placeholders(template)
         now = datetime.now(UTC)
         # Checks shared by every recipient run once, on the template.
-        p = self._sending.prepare(
-            {**common, "to": "+989120000000", "text": template}, principal, now
-        )
+        try:
+            p = self._sending.prepare(
+                {**common, "to": "+989120000000", "text": template}, principal, now
+            )
+        except Problem as exc:
+            await self._sending.link_refused(principal, exc)
+            raise
         sender = self._sending.bind_sender(p.sender, await self._sending.senders(agency.id))
+        # Whether each message carries a verification code (refused here if asked and off).
+        probe = await self._sending.with_verification(p, agency.id, sender, "+989120000000", now)
         codes = [r.national_code for r in recipients if r.national_code and not r.to]
         numbers = await self._directory.numbers_for(codes) if codes else {}
         batch_id = uuid.uuid4()
@@ -137,9 +147,14 @@ class BatchService:
             template=template,
             names=names,
             mandatory=p.mandatory,
+            domains=agency.link_domains,
+            links_around_params=template_shapes_links(template),
             default_text=p.text,
             ucs2_template=plan(p.text)[0] == "ucs2",
             numbers=numbers,
+            verification=self._sending.verification if probe.verification else None,
+            sender=sender,
+            sent_at=p.send_at or now,
         )
         day = tehran_day(start)
         accepted = fragments = 0
@@ -194,6 +209,7 @@ class BatchService:
                             "daily_quota_exceeded", f"{fragments} fragments exceed the daily quota"
                         )
                     reserved = True
+                await tx.verification.insert(job.codes)
                 await tx.messages.insert_batch(
                     batch_id,
                     agency.id,
@@ -209,6 +225,10 @@ class BatchService:
                 await self._store.messages.release_fragments(agency.id, day, fragments)
             raise
         rejected = job.rejected
+        for code, n in Counter(
+            r["code"] for r in rejected if r["code"].startswith("link_")
+        ).items():
+            await self._sending.link_refused(principal, Problem(code, host=""), n)
         SMS_ACCEPTED.labels(str(agency.id), p.priority).inc(accepted)
         return {
             "id": str(batch_id),
@@ -233,10 +253,17 @@ class _Job:
     template: str
     names: set[str]
     mandatory: bool
+    domains: tuple[str, ...]
+    # The template puts link syntax next to a placeholder: check every rendered text.
+    links_around_params: bool
     default_text: str
     ucs2_template: bool
     numbers: dict[str, str]
+    verification: VerificationService | None
+    sender: str
+    sent_at: datetime
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    codes: list[CodeRecord] = field(default_factory=list)
 
     async def rows(
         self, recipients: list[Recipient], lo: int, hi: int
@@ -274,11 +301,28 @@ class _Job:
                 except Problem:
                     rejected.append({"index": i, "code": "invalid_value", "detail": "empty"})
                     continue
+                if self.links_around_params or any(map(may_carry_link, r.params.values())):
+                    try:
+                        # Parameters may complete a link the template alone did not show.
+                        self.sending.links.check(text, self.domains)
+                    except Problem as exc:
+                        rejected.append({"index": i, "code": exc.code, "detail": exc.detail})
+                        continue
             else:
                 text = self.default_text
+            if self.verification is not None:
+                code = self.verification.new_code()
+                text += self.verification.suffix(code)
+                self.codes.append(
+                    self.verification.record(
+                        code, self.agency_id, self.sender, msisdn, self.sent_at
+                    )
+                )
             encoding, parts = _count(text, self.ucs2_template)
             if parts > MAX_PARTS:
                 rejected.append({"index": i, "code": "message_too_long"})
+                if self.verification is not None:
+                    self.codes.pop()
                 continue
             rows.append((msisdn, text, encoding, parts))
             if len(rows) % 4096 == 0:

@@ -22,6 +22,8 @@ import asyncpg
 import jwt
 import orjson
 
+from gateway.audit_chain import load_signing_key, write_new_signing_key
+from gateway.cli_audit import add_audit_commands
 from gateway.config import Config, ConfigError, load_config
 from gateway.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from gateway.errors import Problem
@@ -75,6 +77,7 @@ async def _with_services(cfg: Config, fn: Callable[[Services], Awaitable[Any]]) 
 def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
     from gateway.server import run
 
+    load_signing_key(cfg.security.audit_signing_key_file)  # fail fast, naming the key
     return run(cfg, database_url(cfg), load_sealer(cfg), args.role)
 
 
@@ -95,6 +98,7 @@ def cmd_init(cfg: Config, args: argparse.Namespace) -> int:
     """Local setup, idempotent: master key, migrations, and a first admin token in a file."""
     created_key = write_new_key(cfg.security.master_key_file)
     created_evidence_key = write_new_evidence_key(cfg.kartpooshe.evidence_key_file)
+    created_audit_key = write_new_signing_key(cfg.security.audit_signing_key_file)
     cmd_migrate_quiet(cfg)
     token_file = Path(cfg.auth.admin_token_file)
     have_file = token_file.exists()
@@ -119,6 +123,8 @@ def cmd_init(cfg: Config, args: argparse.Namespace) -> int:
             "master_key_created": created_key,
             "evidence_key_file": cfg.kartpooshe.evidence_key_file,
             "evidence_key_created": created_evidence_key,
+            "audit_signing_key_file": cfg.security.audit_signing_key_file,
+            "audit_signing_key_created": created_audit_key,
             "admin_token_file": str(token_file) if token_file.exists() else None,
             "admin_token_created": token is not None,
         }
@@ -381,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
     sub.add_parser(
-        "init", help="local setup: master key, migrations, first admin token"
+        "init", help="local setup: master and audit keys, migrations, first admin token"
     ).set_defaults(fn=cmd_init)
     db = sub.add_parser("db", help="the embedded development PostgreSQL")
     db.add_argument("action", choices=["up", "stop", "status"])
@@ -499,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--secret", default="", help="its secret (default: ussd.http_secrets)")
     ph.add_argument("--number", default="09121234567", help="the phone's mobile number")
     ph.set_defaults(fn=cmd_phone)
+    add_audit_commands(sub)
 
     j = sub.add_parser("jwt", help="mint one agency JWT for trying the API")
     j.add_argument("key_id")

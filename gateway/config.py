@@ -76,6 +76,11 @@ class SecurityConfig:
     # HS256 verification, webhook signing secrets). Lives outside the database so a dump alone
     # cannot forge tokens.
     master_key_file: str = "var/master.key"
+    # Ed25519 private key (PEM) that signs the audit log's checkpoints (docs/TRUST.md). Kept
+    # outside the database: whoever can rewrite the audit table cannot forge a checkpoint.
+    audit_signing_key_file: str = "var/audit-signing.key"
+    # How often the chain's head is signed (a deleted tail shows up against the last one).
+    audit_checkpoint_seconds: int = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +279,54 @@ class OperatorConfig:
     response_timeout_seconds: float = 10.0
 
 
+# Link shorteners refused in SMS (gateway/link_policy.py): they hide where a link leads.
+DEFAULT_SHORTENERS: tuple[str, ...] = (
+    "bit.ly",
+    "bitly.com",
+    "tinyurl.com",
+    "goo.gl",
+    "t.co",
+    "ow.ly",
+    "is.gd",
+    "v.gd",
+    "buff.ly",
+    "cutt.ly",
+    "rebrand.ly",
+    "shorturl.at",
+    "tiny.cc",
+    "rb.gy",
+    "s.id",
+    "t.ly",
+    "bl.ink",
+    "short.io",
+    "lnkd.in",
+    "tr.im",
+    "shorte.st",
+    "adf.ly",
+    "yun.ir",
+    "b2n.ir",
+    "l1l.ir",
+    "kutah.ir",
+    "zaya.io",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LinksConfig:
+    shorteners: tuple[str, ...] = DEFAULT_SHORTENERS
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationConfig:
+    # The platform's own number: a citizen sends a code (or forwards a whole message) here.
+    root_number: str = "404000"
+    code_digits: int = 6
+    # How long a code can be verified after its message was accepted.
+    keep_days: int = 90
+    # Verification attempts per citizen number per hour, on all paths together.
+    attempts_per_hour: int = 10
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -286,6 +339,8 @@ class Config:
     ussd: UssdConfig = field(default_factory=UssdConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
     kartpooshe: KartpoosheConfig = field(default_factory=KartpoosheConfig)
+    links: LinksConfig = field(default_factory=LinksConfig)
+    verification: VerificationConfig = field(default_factory=VerificationConfig)
     # [[operators]] tables in the file, or PAYAM_OPERATORS as a JSON array of objects.
     operators: tuple[OperatorConfig, ...] = ()
 
@@ -401,6 +456,15 @@ def _validate(cfg: Config) -> None:
     if cfg.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("log.level", "must be DEBUG, INFO, WARNING or ERROR")
     positive("auth.iat_skew_seconds", cfg.auth.iat_skew_seconds)
+    if cfg.security.audit_checkpoint_seconds < 1:
+        raise ConfigError("security.audit_checkpoint_seconds", "must be at least 1")
+    v = cfg.verification
+    if not 4 <= v.code_digits <= 9:
+        raise ConfigError("verification.code_digits", f"must be 4..9, got {v.code_digits}")
+    if not v.root_number.isdigit():
+        raise ConfigError("verification.root_number", "must be digits")
+    positive("verification.keep_days", v.keep_days)
+    positive("verification.attempts_per_hour", v.attempts_per_hour)
     if not n.shortcode_prefix.isdigit():
         raise ConfigError("numbering.shortcode_prefix", "must be digits")
     if not 1 <= n.shortcode_min_digits <= n.shortcode_max_digits <= 8:

@@ -160,6 +160,45 @@ CATALOGUE: dict[str, ErrorKind] = {
     "batch_too_large": ErrorKind(
         413, "Too many recipients in one batch", "تعداد گیرندگان بیش از حد است"
     ),
+    # Link policy (gateway/link_policy.py): links only to the agency's registered domains
+    "link_domain_not_registered": ErrorKind(
+        422,
+        "A link points to a domain the agency has not registered",
+        "پیوند به دامنه‌ای است که برای دستگاه ثبت نشده است",
+    ),
+    "link_lookalike_domain": ErrorKind(
+        422,
+        "A link points to a look-alike of a registered domain",
+        "پیوند به دامنه‌ای شبیه دامنه ثبت‌شده (جعلی) است",
+    ),
+    "link_shortener": ErrorKind(
+        422, "Links through URL shorteners are not allowed", "پیوند کوتاه‌شده مجاز نیست"
+    ),
+    "link_ip_address": ErrorKind(
+        422, "Links to raw IP addresses are not allowed", "پیوند به نشانی IP مجاز نیست"
+    ),
+    "link_userinfo": ErrorKind(
+        422,
+        "A link hides its real host behind a name and '@'",
+        "پیوند، میزبان واقعی را پشت نام و @ پنهان کرده است",
+    ),
+    "link_invalid_host": ErrorKind(
+        422, "A link's host is not a valid domain name", "میزبان پیوند نام دامنه معتبر نیست"
+    ),
+    "link_in_notice": ErrorKind(
+        422, "A letter notice may not carry a link", "اعلان نامه نباید پیوند داشته باشد"
+    ),
+    # Verification (gateway/verification.py)
+    "verification_off": ErrorKind(
+        422,
+        "This agency's messages do not carry verification codes",
+        "پیام‌های این دستگاه کد تأیید ندارند",
+    ),
+    "verification_rate_limited": ErrorKind(
+        429,
+        "Too many verification attempts for this number; try again in an hour",
+        "تعداد درخواست‌های بررسی این شماره بیش از حد مجاز است",
+    ),
     # USSD
     "invalid_ussd_menu": ErrorKind(
         422, "The USSD menu definition is invalid; see errors", "تعریف منوی USSD نادرست است"

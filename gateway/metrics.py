@@ -130,6 +130,13 @@ REPLIES = Counter(
     "payam_sms_replies_total", "Citizens' messages received, by outcome.", ["outcome"]
 )
 
+# -- Citizen trust (docs/TRUST.md) -------------------------------------------------------------
+LINK_REFUSALS = Counter(
+    "payam_sms_link_refusals_total",
+    "SMS (or batch recipients) refused by the link policy, by problem code.",
+    ["code"],
+)
+
 # -- USSD --------------------------------------------------------------------------------------
 USSD_SESSIONS = Counter(
     "payam_ussd_sessions_total",

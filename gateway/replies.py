@@ -23,6 +23,7 @@ from gateway.recipients import normalize_msisdn
 from gateway.status import PRIORITIES, QUEUED
 from gateway.store import Store
 from gateway.store.models import NewMessage, Reply
+from gateway.verification import VerificationService
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,12 @@ def reply_view(r: Reply) -> dict[str, object]:
 
 
 class ReplyService:
-    def __init__(self, store: Store, cfg: SmsConfig) -> None:
+    def __init__(
+        self, store: Store, cfg: SmsConfig, verification: VerificationService | None = None
+    ) -> None:
         self._store = store
         self._cfg = cfg
+        self._verification = verification
 
     async def on_inbound(self, d: Deliver) -> None:
         """Called by the SMPP client for a deliver_sm that is not a receipt; returns once the
@@ -82,6 +86,12 @@ class ReplyService:
         await self.accept(d.operator, msisdn, number, text)
 
     async def accept(self, operator: str, msisdn: str, number: str, text: str) -> Reply | None:
+        v = self._verification
+        if v is not None and number == v.root_number:
+            # A citizen checking a message (docs/TRUST.md): answered by SMS, not an agency's.
+            answer = await v.answer_by_sms(msisdn, text)
+            REPLIES.labels(f"verify_{answer.status}").inc()
+            return None
         route = await self._store.replies.route(number)
         if route is None:
             REPLIES.labels("unrouted").inc()

@@ -60,7 +60,7 @@ class SmsRuntime:
 
     def __post_init__(self) -> None:
         svc = self.services
-        self.replies = ReplyService(svc.store, svc.config.sms)
+        self.replies = ReplyService(svc.store, svc.config.sms, svc.verification)
         self.tracker = Tracker(svc.store, svc.config, on_inbound=self.replies.on_inbound)
         for op in svc.config.operators:
             self.clients[op.name] = OperatorClient(operator_settings(op), self._on_deliver)

@@ -11,7 +11,9 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _VERSION = b"\x01"
 KEY_BYTES = 32
@@ -26,6 +28,13 @@ class Sealer:
         if len(key) != KEY_BYTES:
             raise SealError("master key must be 32 bytes")
         self._aead = AESGCM(key)
+        self._key = key
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A separate 32-byte key for one purpose (HKDF-SHA256, RFC 5869), so the one master
+        key file also keys, e.g., the verification table's HMACs without reusing the AES key."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=purpose.encode())
+        return hkdf.derive(self._key)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Sealer:

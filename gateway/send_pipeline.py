@@ -26,6 +26,7 @@ from gateway.metrics import SMS_ACCEPTED
 from gateway.status import PRIORITY_NAMES
 from gateway.store import Store
 from gateway.store.models import NewMessage
+from gateway.store.verification import CodeRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class Pending:
     duplicate_since: datetime | None
     day: date
     quota: int
+    # A verification code to store in the same transaction (gateway/verification.py).
+    verification: CodeRecord | None = None
     result: asyncio.Future[bytes] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -141,15 +144,19 @@ class SendPipeline:
         """One database call, one transaction, for the whole batch (``accept_many``): token
         ids recorded, keys, agencies, senders and opt-outs checked, duplicates, messages and
         queue rows inserted, quotas counted last in (agency, day) order."""
-        codes, created = await self._store.messages.accept_many(
-            [p.message for p in batch],
-            jtis=[p.use.jti for p in batch],
-            expires=[p.use.expires for p in batch],
-            check_opt_out=[p.check_opt_out for p in batch],
-            duplicate_since=[p.duplicate_since for p in batch],
-            days=[p.day for p in batch],
-            quotas=[p.quota for p in batch],
-        )
+        if any(p.verification is not None for p in batch):
+            # Codes must commit with their messages: one transaction around both.
+            async with self._store.transaction() as tx:
+                codes, created = await self._accept(tx, batch)
+                await tx.verification.insert(
+                    [
+                        p.verification
+                        for p, code in zip(batch, codes, strict=True)
+                        if code is None and p.verification is not None
+                    ]
+                )
+        else:
+            codes, created = await self._accept(self._store, batch)
         refused: dict[int, Problem] = {}
         for p, code in zip(batch, codes, strict=True):
             if code is not None:
@@ -159,6 +166,18 @@ class SendPipeline:
             SMS_ACCEPTED.labels(str(m.agency_id), PRIORITY_NAMES[m.priority]).inc()
             p.result.set_result(orjson.dumps(accepted_view(m, created)))
         return refused
+
+    @staticmethod
+    async def _accept(store: Store, batch: list[Pending]) -> tuple[list[str | None], datetime]:
+        return await store.messages.accept_many(
+            [p.message for p in batch],
+            jtis=[p.use.jti for p in batch],
+            expires=[p.use.expires for p in batch],
+            check_opt_out=[p.check_opt_out for p in batch],
+            duplicate_since=[p.duplicate_since for p in batch],
+            days=[p.day for p in batch],
+            quotas=[p.quota for p in batch],
+        )
 
 
 _DETAILS = {

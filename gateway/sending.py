@@ -1,7 +1,8 @@
 """Accepting messages (POST /v1/messages): sender binding, policy, durable commit.
 
 Order of checks (each refusal has its own code, and nothing is written when one fails):
-recipient → sender bound from the registry (Art 3) → text and parts → mandatory permission →
+recipient → sender bound from the registry (Art 3) → text, links (gateway/link_policy.py) and
+parts → mandatory permission →
 times (send_at, valid_until, quiet hours) → opt-out → duplicate → daily quota → commit.
 A 202 is returned only after the transaction that holds the message has committed.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time as time_module
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -23,14 +25,19 @@ from gateway.agencies import callback_url
 from gateway.auth import AgencyPrincipal, TokenUse
 from gateway.config import SmsConfig
 from gateway.errors import Problem
-from gateway.metrics import SMS_ACCEPTED
+from gateway.link_policy import LinkPolicy
+from gateway.metrics import LINK_REFUSALS, SMS_ACCEPTED
 from gateway.persian import TEHRAN, normalize_letters
 from gateway.recipients import CitizenDirectory, normalize_msisdn
 from gateway.send_pipeline import Pending, SendPipeline, accepted_view
 from gateway.status import PRIORITIES, PRIORITY_NAMES, QUEUED, SCHEDULED
 from gateway.store import Store
 from gateway.store.models import Allocation, NewMessage
+from gateway.store.verification import CodeRecord
 from gateway.validation import Field, parse_object
+from gateway.verification import VerificationService
+
+log = logging.getLogger(__name__)
 
 MAX_PARTS = 15
 MAX_TEXT = 1_000
@@ -64,6 +71,8 @@ MESSAGE_FIELDS: dict[str, Field] = {
     "client_ref": Field(str, max_length=100),
     "callback_url": Field(str, max_length=2048, check=callback_url),
     "sender": Field(str, max_length=16),
+    # Append a verification code (agencies whose policy is per_message; docs/TRUST.md).
+    "verify": Field(bool),
 }
 
 
@@ -106,6 +115,9 @@ class Prepared:
     client_ref: str
     callback_url: str
     sender: str | None
+    verify: bool | None = None
+    # Set by build when the message carries a verification code (stored in the same commit).
+    verification: CodeRecord | None = None
 
 
 def request_hash(body: bytes) -> bytes:
@@ -120,12 +132,17 @@ class SendingService:
         self._senders: dict[uuid.UUID, tuple[float, list[Allocation]]] = {}
         self._senders_loading: dict[uuid.UUID, asyncio.Future[list[Allocation]]] = {}
         self.pipeline: SendPipeline | None = None
+        # Set from the [links] configuration in gateway/services.py.
+        self.links = LinkPolicy()
+        # Verification codes (gateway/verification.py); None: never appended.
+        self.verification: VerificationService | None = None
 
     def prepare(self, data: dict[str, Any], principal: AgencyPrincipal, now: datetime) -> Prepared:
         if ("to" in data) == ("national_code" in data):
             raise Problem("invalid_value", "give exactly one of 'to' or 'national_code'")
         mandatory = bool(data.get("mandatory", False))
         text = self.final_text(data["text"], mandatory)
+        self.links.check(text, principal.agency.link_domains)
         if mandatory and not principal.agency.mandatory_allowed:
             raise Problem("mandatory_not_allowed", "this agency may not send mandatory messages")
         send_at: datetime | None = data.get("send_at")
@@ -164,6 +181,7 @@ class SendingService:
             client_ref=data.get("client_ref", ""),
             callback_url=data.get("callback_url", ""),
             sender=data.get("sender"),
+            verify=data.get("verify"),
         )
 
     def final_text(self, text: str, mandatory: bool) -> str:
@@ -198,7 +216,11 @@ class SendingService:
     ) -> tuple[NewMessage, Prepared]:
         """Everything about one request that needs no write: fields, recipient, sender, parts."""
         agency = principal.agency
-        p = self.prepare(parse_object(body, MESSAGE_FIELDS), principal, now)
+        try:
+            p = self.prepare(parse_object(body, MESSAGE_FIELDS), principal, now)
+        except Problem as exc:
+            await self.link_refused(principal, exc)
+            raise
         if p.by_national_code:
             found = await self._directory.numbers_for([p.recipient_raw])
             msisdn = next(iter(found.values()), None)
@@ -209,6 +231,7 @@ class SendingService:
             if msisdn is None:
                 raise Problem("invalid_recipient", "not an Iranian mobile number")
         sender = self.bind_sender(p.sender, await self.cached_senders(agency.id))
+        p = await self.with_verification(p, agency.id, sender, msisdn, now)
         try:
             encoding, parts = plan(p.text)
         except TooManyParts:
@@ -236,6 +259,50 @@ class SendingService:
             vt=p.send_at or now,
         )
         return message, p
+
+    async def link_refused(self, principal: AgencyPrincipal, exc: Problem, count: int = 1) -> None:
+        """A link-policy refusal is a security event (a phishing attempt, or a stolen key): it
+        goes to the audit log with the host and code, never the text or the recipient."""
+        if not exc.code.startswith("link_"):
+            return
+        LINK_REFUSALS.labels(exc.code).inc(count)
+        try:
+            await self._store.audit.record(
+                actor=f"key:{principal.key.key_id}",
+                action="sms.link_refused",
+                target=str(principal.agency.id),
+                outcome=exc.code,
+                detail={"host": str(exc.extra.get("host", "")), "count": count},
+            )
+        except Exception:
+            # The refusal stands even if the audit write fails; the failure is logged.
+            log.exception("could not record a link refusal")
+
+    async def with_verification(
+        self, p: Prepared, agency_id: uuid.UUID, sender: str, msisdn: str, now: datetime
+    ) -> Prepared:
+        """The code appended before the parts are counted, and its record for the commit."""
+        v = self.verification
+        if v is None:
+            if p.verify:
+                raise Problem("verification_off", "verification codes are not enabled here")
+            return p
+        if not await v.wanted(agency_id, p.verify):
+            if p.verify and await v.policy(agency_id) == "never":
+                raise Problem("verification_off", "this agency's policy is never")
+            return p
+        window = self._cfg.duplicate_window_seconds
+        dedupe = None
+        if window:
+            bucket = int(now.timestamp()) // window
+            dedupe = f"{agency_id}\x00{msisdn}\x00{bucket}\x00{p.text}".encode()
+        code = v.new_code(dedupe)
+        sent_at = p.send_at or now
+        return replace(
+            p,
+            text=p.text + v.suffix(code),
+            verification=v.record(code, agency_id, sender, msisdn, sent_at),
+        )
 
     async def cached_senders(self, agency_id: uuid.UUID) -> list[Allocation]:
         """The agency's senders, cached for a second: the committing transaction checks again
@@ -279,6 +346,7 @@ class SendingService:
                 duplicate_since=now - timedelta(seconds=window) if window else None,
                 day=tehran_day(p.send_at or now),
                 quota=use.principal.agency.daily_fragment_quota,
+                verification=p.verification,
             )
         )
 
@@ -304,7 +372,7 @@ class SendingService:
         window = self._cfg.duplicate_window_seconds
         if window:
             dup = await messages.duplicate_of(
-                agency.id, msisdn, p.text, now - timedelta(seconds=window)
+                agency.id, msisdn, message.body, now - timedelta(seconds=window)
             )
             if dup is not None:
                 raise Problem(
@@ -316,7 +384,7 @@ class SendingService:
                 "daily_quota_exceeded", f"daily quota of {agency.daily_fragment_quota} fragments"
             )
         try:
-            return await self._commit(message, idempotency_key, raw_body)
+            return await self._commit(message, idempotency_key, raw_body, p.verification)
         except BaseException:
             await messages.release_fragments(agency.id, day, parts)
             raise
@@ -334,7 +402,9 @@ class SendingService:
             )
         return status, response
 
-    async def _commit(self, m: NewMessage, key: str | None, raw_body: bytes) -> tuple[int, bytes]:
+    async def _commit(
+        self, m: NewMessage, key: str | None, raw_body: bytes, code: CodeRecord | None = None
+    ) -> tuple[int, bytes]:
         response = orjson.dumps(accepted_view(m, datetime.now(UTC)))
         async with self._store.transaction() as tx:
             if key is not None and not await tx.messages.idempotent_claim(
@@ -342,6 +412,8 @@ class SendingService:
             ):
                 raise _Raced()
             created = await tx.messages.insert_one(m, lane=m.priority)
+            if code is not None:
+                await tx.verification.insert([code])
             if m.send_at is None:
                 await tx.messages.notify_queued(m.priority == 0)
             response = orjson.dumps(accepted_view(m, created))

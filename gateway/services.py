@@ -13,6 +13,7 @@ from gateway.letters.chain import EvidenceChain
 from gateway.letters.lifecycle import Lifecycle
 from gateway.letters.service import LetterService
 from gateway.letters.settings import LetterSettingsService
+from gateway.link_policy import LinkPolicy
 from gateway.numbering import NumberingPlan, NumberingService
 from gateway.operations import OperationsService, OpsState
 from gateway.recipients import CitizenDirectory, LocalDirectory
@@ -21,6 +22,7 @@ from gateway.sealing import Sealer
 from gateway.send_pipeline import SendPipeline
 from gateway.sending import SendingService
 from gateway.store import Store
+from gateway.verification import VerificationService
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class Services:
     ops: OperationsService
     letters: LetterService
     letter_settings: LetterSettingsService
+    verification: VerificationService
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
@@ -52,6 +55,11 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
     chain = EvidenceChain(kp.evidence_key_file, kp.evidence_retired_public_key_files)
     letters = LetterService(store, kp, chain, kp.mail_domain, sending.senders)
     letters.lifecycle = Lifecycle(store, chain, kp, directory)
+    sending.links = LinkPolicy(config.links.shorteners)
+    verification = VerificationService(
+        store, config.verification, sealer.derive_key("payam/verification/v1")
+    )
+    sending.verification = verification
     return Services(
         config=config,
         store=store,
@@ -67,4 +75,5 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         ops=OperationsService(store, config, OpsState(store, config)),
         letters=letters,
         letter_settings=LetterSettingsService(store, kp.default_deemed_days),
+        verification=verification,
     )

@@ -100,6 +100,9 @@ _TABLES = (
     "ussd_sessions, ussd_pushes, ebox_otp_sent"
     # issue 8 (operators' view): platform flags and USSD usage counts.
     ", ops_flags, agency_sla, ussd_usage, api_availability"
+    # issue 7 (trust): the audit chain, verification codes.
+    ", audit_chain_head, audit_checkpoints, verification_codes, "
+    "verification_attempts, agency_verification"
 )
 
 
@@ -107,7 +110,12 @@ _TABLES = (
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     p = await asyncpg.create_pool(database_url, min_size=1, max_size=12)
     assert p is not None
-    await p.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+    # The audit tables refuse TRUNCATE (append-only): replica mode skips their triggers.
+    await p.execute(
+        "SET session_replication_role = replica; "
+        f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE; "
+        "SET session_replication_role = DEFAULT"
+    )
     yield p
     await p.close()
 

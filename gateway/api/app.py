@@ -17,6 +17,7 @@ from gateway.api import (
     admin_operations,
     admin_reports,
     admin_routing,
+    admin_trust,
     admin_ussd,
     batches,
     health,
@@ -25,7 +26,9 @@ from gateway.api import (
     me,
     messages,
     openapi,
+    trust_jobs,
     ussd_pushes,
+    verify,
 )
 from gateway.api.http import BACKGROUND, DRAINING, SERVICES, periodic, problem_middleware
 from gateway.services import Services
@@ -115,6 +118,8 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         admin_reports,
         admin_routing,
         admin_ussd,
+        admin_trust,
+        verify,
         ussd_http,
         ussd_pushes,
         openapi,
@@ -122,6 +127,8 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         module.register(app)
     if background:
         app.cleanup_ctx.append(_purge_seen_tokens)
+        app.cleanup_ctx.append(trust_jobs.audit_checkpoints)
+        app.cleanup_ctx.append(trust_jobs.verification_purge)
     app.cleanup_ctx.append(_operations)
     app.on_shutdown.append(_start_draining)
     return app

@@ -25,6 +25,7 @@ _CSV_QUERY = (
     "callback_url",
     "sender",
     "mandatory",
+    "verify",
 )
 
 
@@ -53,8 +54,9 @@ async def create_batch(request: web.Request) -> web.Response:
     raw = await _read(request, svc.config.http.max_batch_bytes)
     if request.content_type == "text/csv":
         common_raw: dict[str, Any] = {k: request.query[k] for k in _CSV_QUERY if k in request.query}
-        if "mandatory" in common_raw:
-            common_raw["mandatory"] = common_raw["mandatory"].lower() == "true"
+        for flag in ("mandatory", "verify"):
+            if flag in common_raw:
+                common_raw[flag] = common_raw[flag].lower() == "true"
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:

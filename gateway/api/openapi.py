@@ -230,6 +230,10 @@ def _schemas() -> dict[str, Any]:
                 "client_ref": {**STR, "maxLength": 100},
                 "callback_url": STR,
                 "sender": {**STR, "description": "one of the agency's own numbers or masks"},
+                "verify": {
+                    "type": "boolean",
+                    "description": "append a verification code (agency policy per_message)",
+                },
             },
             ["text"],
         ),
@@ -319,6 +323,7 @@ def _schemas() -> dict[str, Any]:
                 "client_ref": STR,
                 "callback_url": STR,
                 "sender": STR,
+                "verify": {"type": "boolean", "description": "a verification code per message"},
             },
             "required": ["template", "recipients"],
             "additionalProperties": False,
@@ -913,6 +918,9 @@ def spec() -> dict[str, Any]:
 
     paths.update(operations_paths())
     paths.update(openapi_letters.paths())
+    from gateway.api.openapi_trust import trust_paths
+
+    paths.update(trust_paths())
     return {
         "openapi": "3.1.0",
         "info": {

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from gateway.store.agencies import AgencyStore
-from gateway.store.audit import AuditStore
+from gateway.store.audit import AuditChainStore, AuditStore
 from gateway.store.callbacks import CallbackStore
 from gateway.store.credentials import CredentialStore
 from gateway.store.db import Executor, transaction
@@ -26,6 +26,7 @@ from gateway.store.replies import ReplyStore
 from gateway.store.reports import ReportStore
 from gateway.store.ussd import UssdStore
 from gateway.store.ussd_push import UssdPushStore
+from gateway.store.verification import VerificationStore
 
 
 class Store:
@@ -36,6 +37,7 @@ class Store:
         self.credentials = CredentialStore(self.db)
         self.numbering = NumberingStore(self.db)
         self.audit = AuditStore(self.db)
+        self.audit_chain = AuditChainStore(self.db)
         self.messages = MessageStore(self.db)
         self.queue = QueueStore(self.db)
         self.receipts = ReceiptStore(self.db)
@@ -46,6 +48,7 @@ class Store:
         self.reports = ReportStore(self.db)
         self.letters = LetterStore(self.db)
         self.ussd_pushes = UssdPushStore(self.db)
+        self.verification = VerificationStore(self.db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:

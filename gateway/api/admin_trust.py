@@ -1,0 +1,72 @@
+"""Admin routes for citizen trust (docs/TRUST.md): an agency's registered link domains and its
+verification-code policy."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.admin_agencies import agency_id
+from gateway.api.http import admin_auth, client_addr, json_response, read_json, services
+from gateway.errors import Problem
+from gateway.validation import Field, parse_object
+from gateway.verification import POLICIES
+
+
+async def get_domains(request: web.Request) -> web.Response:
+    """GET /admin/v1/agencies/{agency_id}/domains: the domains its SMS links may point to."""
+    await admin_auth(request, write=False)
+    agency = await services(request).agencies.get(agency_id(request))
+    return json_response({"domains": list(agency.link_domains)})
+
+
+async def put_domains(request: web.Request) -> web.Response:
+    """PUT /admin/v1/agencies/{agency_id}/domains: replace them (IDNA-normalised; audited)."""
+    admin = await admin_auth(request, write=True)
+    agency = await services(request).agencies.set_domains(
+        agency_id(request),
+        await read_json(request),
+        actor=admin.actor,
+        client_addr=client_addr(request),
+    )
+    return json_response({"domains": list(agency.link_domains)})
+
+
+_POLICY = {"policy": Field(str, required=True, max_length=16)}
+
+
+async def get_verification(request: web.Request) -> web.Response:
+    """GET /admin/v1/agencies/{agency_id}/verification: always, never or per_message."""
+    await admin_auth(request, write=False)
+    svc = services(request)
+    agency = await svc.agencies.get(agency_id(request))
+    return json_response({"policy": await svc.store.verification.policy(agency.id) or "never"})
+
+
+async def put_verification(request: web.Request) -> web.Response:
+    """PUT /admin/v1/agencies/{agency_id}/verification: set the policy (audited)."""
+    admin = await admin_auth(request, write=True)
+    data = parse_object(await read_json(request), _POLICY)
+    if data["policy"] not in POLICIES:
+        raise Problem("invalid_value", f"policy: one of {', '.join(POLICIES)}")
+    svc = services(request)
+    agency = await svc.agencies.get(agency_id(request))
+    async with svc.store.transaction() as tx:
+        before = await tx.verification.policy(agency.id) or "never"
+        await tx.verification.set_policy(agency.id, data["policy"])
+        await tx.audit.record(
+            actor=admin.actor,
+            action="agency.set_verification",
+            target=str(agency.id),
+            outcome="ok",
+            client_addr=client_addr(request),
+            detail={"before": before, "after": data["policy"]},
+        )
+    return json_response({"policy": data["policy"]})
+
+
+def register(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/admin/v1/agencies/{agency_id}/domains", get_domains)
+    r.add_put("/admin/v1/agencies/{agency_id}/domains", put_domains)
+    r.add_get("/admin/v1/agencies/{agency_id}/verification", get_verification)
+    r.add_put("/admin/v1/agencies/{agency_id}/verification", put_verification)
