@@ -522,8 +522,9 @@ async def bench_d(env: Env, backlog: int, crisis: int) -> dict[str, float]:
 async def reset(env: Env) -> None:
     conn = await asyncpg.connect(env.db_url)
     try:
+        # The audit log is append-only (a hash chain, docs/TRUST.md) and stays.
         await conn.execute(
-            "TRUNCATE agencies, api_keys, jwt_replay, admin_tokens, numbering, audit_log, "
+            "TRUNCATE agencies, api_keys, jwt_replay, admin_tokens, numbering, "
             "batches, messages, queue, message_events, message_parts, receipts_inbox, "
             "idempotency_keys, opt_outs, daily_usage, callbacks CASCADE"
         )
