@@ -15,6 +15,7 @@ from any of them counts the requests of all of them.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -44,6 +45,13 @@ class _Child:
     pause: float = 1.0
 
 
+def _die_with_supervisor() -> None:
+    """In the child, before exec: Linux prctl(PR_SET_PDEATHSIG, SIGTERM), so that a supervisor
+    killed outright (SIGKILL, OOM) takes its workers with it instead of leaving them on the
+    port with nobody to restart or stop them."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
 def serve_command(role: str) -> list[str]:
     """The same ``payam`` invocation (global options included) with the worker's role."""
     return [sys.executable, "-m", "gateway.cli", *sys.argv[1:], "--role", role]
@@ -66,7 +74,8 @@ def supervise(cfg: Config, dsn: str) -> int:
                 child.proc.send_signal(signal.SIGTERM)
 
     def start(role: str) -> _Child:
-        return _Child(role, subprocess.Popen(serve_command(role), env=env), time.monotonic())
+        proc = subprocess.Popen(serve_command(role), env=env, preexec_fn=_die_with_supervisor)
+        return _Child(role, proc, time.monotonic())
 
     children = [start(role) for role in roles]
     signal.signal(signal.SIGTERM, stop)

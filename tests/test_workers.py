@@ -83,3 +83,28 @@ def test_two_workers_share_port_metrics_and_restart(
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=60) == 0
     assert _children(supervisor.pid) == set()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(
+    tmp_path: Path, database_url: str, served: list[subprocess.Popen[str]]
+) -> None:
+    """SIGKILL leaves the supervisor no chance to stop its workers: they must not stay on the
+    port with nobody to restart or stop them."""
+    port = _free_port()
+    env = _env(
+        tmp_path,
+        PAYAM_DATABASE_URL=database_url,
+        PAYAM_HTTP_PORT=str(port),
+        PAYAM_HTTP_WORKERS="2",
+        PAYAM_HTTP_SHUTDOWN_DRAIN_SECONDS="1",
+    )
+    payam(env, "init")
+    supervisor = _serve(env, served)
+    _wait_ready(f"http://127.0.0.1:{port}", supervisor)
+    workers = _wait_children(supervisor.pid, 2)
+    supervisor.kill()
+    supervisor.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.2)
+    assert [p for p in workers if Path(f"/proc/{p}").exists()] == []
