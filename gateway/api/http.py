@@ -17,6 +17,7 @@ from gateway.auth import AdminPrincipal, AgencyPrincipal
 from gateway.errors import PROBLEM_CONTENT_TYPE, Problem
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.services import Services
+from gateway.store.availability import DATABASE_DOWN, RETRY_AFTER_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def problem_response(exc: Problem, instance: str = "") -> web.Response:
     resp.headers["Content-Type"] = PROBLEM_CONTENT_TYPE
     if exc.status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="payam"'
+    if exc.status == 503:
+        resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return resp
 
 
@@ -181,6 +184,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except DATABASE_DOWN as exc:
+        # The database is away (gateway/store/availability.py): 503, never 500.
+        status = 503
+        log.warning("database unavailable on %s %s: %s", request.method, route, type(exc).__name__)
+        return problem_response(Problem("service_unavailable", "database"), request.path)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, route)
         return problem_response(Problem("internal_error"), request.path)
