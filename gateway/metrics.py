@@ -112,3 +112,11 @@ USSD_REMOTE = Counter(
     "Calls to agencies' remote-screen endpoints, by outcome (ok, timeout, http_5xx, …).",
     ["outcome"],
 )
+
+# -- SMPP session events (issue 9: the metric that shows each SMSC fault) ----------------------
+SMPP_SESSION_EVENTS = Counter(
+    "payam_smpp_session_events_total",
+    "SMPP session events per operator, by kind: reconnect, bind_failure, malformed_pdu, "
+    "timeout, unknown_response, deliver_error, throttle.",
+    ["operator", "kind"],
+)

@@ -25,6 +25,7 @@ from gateway.dispatch import Dispatcher, lane_name
 from gateway.metrics import QUEUE_DEPTH, QUEUE_OLDEST, SMPP_BINDS_UP, SMPP_IN_FLIGHT
 from gateway.replies import ReplyService
 from gateway.services import Services
+from gateway.smpp_events import SessionEventExporter
 from gateway.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class SmsRuntime:
             svc.store, svc.config, svc.router, self.clients, on_submitted=self.tracker.wake
         )
         self.callbacks = CallbackWorker(svc.store, svc.agencies, svc.config.sms)
+        self.session_events = SessionEventExporter()
 
     async def _on_deliver(self, d: Deliver) -> None:
         """deliver_sm carrying ussd_service_op go to the USSD front, the rest to receipts and
@@ -116,6 +118,7 @@ class SmsRuntime:
                 for name, client in self.clients.items():
                     SMPP_BINDS_UP.labels(name).set(client.binds_up)
                     SMPP_IN_FLIGHT.labels(name).set(client.in_flight)
+                self.session_events.sample(self.clients)
             except Exception:
                 log.exception("sampling queue gauges failed")
             await asyncio.sleep(2.0)

@@ -349,6 +349,7 @@ class _Session:
             if self.bound:  # else we asked for the end (unbind)
                 log.warning("%s: connection lost (%s)", name, type(exc).__name__)
         except pdu.PduError as exc:
+            self.link.op.malformed += 1
             log.warning("%s: dropping connection: %s", name, exc)
         except Exception:
             log.exception("%s: reader failed", name)
@@ -377,6 +378,7 @@ class _Session:
         try:
             deliver = decode_deliver(frame, op.name, link.name)
         except pdu.PduError:
+            op.malformed += 1
             log.warning("%s: malformed deliver_sm, sequence %d", link.name, seq)
             self.send(pdu.generic_nack(seq, pdu.ESME_RINVCMDLEN))
             return
@@ -452,10 +454,13 @@ class _Link:
             try:
                 session = await self._open()
             except _BindRejected as exc:
+                self.op.bind_failures += 1
                 log.warning("%s: bind rejected, %s", self.name, exc)
             except (OSError, TimeoutError, asyncio.IncompleteReadError, pdu.PduError) as exc:
+                self.op.bind_failures += 1
                 log.warning("%s: cannot bind: %s", self.name, exc or type(exc).__name__)
             except Exception:  # never let the supervisor die: the bind would stay down
+                self.op.bind_failures += 1
                 log.exception("%s: cannot bind", self.name)
             if session is not None:
                 log.info("%s: bound", self.name)
@@ -593,6 +598,8 @@ class OperatorClient:
         self.delivers = 0
         self.deliver_errors = 0
         self.unknown_responses = 0
+        self.bind_failures = 0  # bind refused, or the connection or bind exchange failed
+        self.malformed = 0  # PDUs from the SMSC we could not parse
         self.stopping = False
         self._links: list[_Link] = []
         for i, b in enumerate(settings.binds):
