@@ -122,6 +122,10 @@ class SmsConfig:
     lease_seconds: int = 60
     # Concurrent claim-send-record loops per node; they overlap database and SMSC round trips.
     dispatch_workers: int = 4
+    # Several nodes on one database: each SMPP bind is held by one node through a lease in
+    # PostgreSQL renewed every third of this many seconds; a dead node's binds move after it.
+    # 0 = one node, every bind on it, no leases (gateway/leases.py).
+    bind_lease_seconds: float = 0.0
     # Replies are threaded to the agency's last message to that citizen within this window.
     reply_thread_hours: int = 72
     # Appended to every non-mandatory message (Persian: "reply 11 to stop").

@@ -22,6 +22,7 @@ from adapters.ussd.smpp_front import SmppUssdFront, is_ussd
 from gateway.callbacks import CallbackWorker
 from gateway.config import OperatorConfig
 from gateway.dispatch import Dispatcher, lane_name
+from gateway.leases import BindLeases
 from gateway.metrics import QUEUE_DEPTH, QUEUE_OLDEST, SMPP_BINDS_UP, SMPP_IN_FLIGHT
 from gateway.replies import ReplyService
 from gateway.services import Services
@@ -69,6 +70,9 @@ class SmsRuntime:
         )
         self.callbacks = CallbackWorker(svc.store, svc.agencies, svc.config.sms)
         self.session_events = SessionEventExporter()
+        # Several nodes: binds are shared out through leases (gateway/leases.py).
+        lease = svc.config.sms.bind_lease_seconds
+        self.bind_leases = BindLeases(svc.store, self.clients, lease) if lease > 0 else None
 
     async def _on_deliver(self, d: Deliver) -> None:
         """deliver_sm carrying ussd_service_op go to the USSD front, the rest to receipts and
@@ -79,8 +83,9 @@ class SmsRuntime:
             await self.tracker.on_deliver(d)
 
     async def start(self) -> None:
-        for client in self.clients.values():
-            await client.start()
+        if self.bind_leases is None:
+            for client in self.clients.values():
+                await client.start()
         for name, coro in (
             ("dispatcher", self.dispatcher.run()),
             ("tracker", self.tracker.run()),
@@ -88,12 +93,16 @@ class SmsRuntime:
             ("gauges", self._gauges()),
         ):
             self.tasks.append(asyncio.create_task(coro, name=name))
+        if self.bind_leases is not None:
+            self.tasks.append(asyncio.create_task(self.bind_leases.run(), name="bind-leases"))
 
     async def stop(self) -> None:
         self.dispatcher.stop()
         await self._settle(self.tasks[:1], 10.0)
         for client in self.clients.values():
             await client.stop()
+        if self.bind_leases is not None:  # unbound now: the other nodes may take the binds
+            await self.bind_leases.stop()
         self.tracker.stop()
         self.callbacks.stop()
         await self._settle(self.tasks[1:3], 10.0)

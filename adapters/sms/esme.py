@@ -602,12 +602,17 @@ class OperatorClient:
         self.malformed = 0  # PDUs from the SMSC we could not parse
         self.stopping = False
         self._links: list[_Link] = []
+        self._bind_links: list[list[_Link]] = []  # the sessions of each configured bind
         for i, b in enumerate(settings.binds):
             if b.mode == "trx":
-                self._links.append(_Link(self, b, f"{self.name}:{i}", "trx"))
+                links = [_Link(self, b, f"{self.name}:{i}", "trx")]
             else:
-                self._links.append(_Link(self, b, f"{self.name}:{i}:tx", "tx"))
-                self._links.append(_Link(self, b, f"{self.name}:{i}:rx", "rx"))
+                links = [
+                    _Link(self, b, f"{self.name}:{i}:tx", "tx"),
+                    _Link(self, b, f"{self.name}:{i}:rx", "rx"),
+                ]
+            self._bind_links.append(links)
+            self._links.extend(links)
         self._tx_links = [link for link in self._links if link.role != "rx"]
         self._wait_limit = max(b.response_timeout_seconds for b in settings.binds)
         self._pacer = _Pacer(settings.tps, settings.burst) if settings.tps > 0 else None
@@ -631,6 +636,28 @@ class OperatorClient:
             return
         for link in self._links:
             link.task = asyncio.create_task(link.run(), name=f"smpp-bind-{link.name}")
+
+    def bind_running(self, index: int) -> bool:
+        return any(link.task is not None for link in self._bind_links[index])
+
+    async def start_bind(self, index: int) -> None:
+        """Start one configured bind (for nodes that share binds through leases)."""
+        for link in self._bind_links[index]:
+            if link.task is None and not self.stopping:
+                link.task = asyncio.create_task(link.run(), name=f"smpp-bind-{link.name}")
+
+    async def stop_bind(self, index: int, unbind_timeout: float = 2.0) -> None:
+        """Unbind one configured bind and stop its supervisor; its in-flight submits end as
+        BIND_DOWN and are retried (on whichever node then holds a bind)."""
+        for link in self._bind_links[index]:
+            task, link.task = link.task, None
+            session = link.session
+            if session is not None and session.bound:
+                with contextlib.suppress(Exception):
+                    await session.unbind(unbind_timeout)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def wait_bound(self, timeout: float, count: int | None = None) -> bool:
         """Wait until ``count`` sessions (default: all) are bound."""
