@@ -52,6 +52,10 @@ class HttpConfig:
     # peer is one of these (so a client cannot forge its address into the audit log).
     trusted_proxies: tuple[str, ...] = ()
     shutdown_drain_seconds: float = 10.0
+    # Slow clients (slowloris): a connection must send a whole request head within this many
+    # seconds of opening or of its last response (aiohttp's keep-alive timer), and a request
+    # its whole body within this many seconds of its head, else it is closed / answered 408.
+    client_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +348,7 @@ def _validate(cfg: Config) -> None:
     positive("sms.max_attempts", sms.max_attempts)
     positive("sms.claim_batch", sms.claim_batch)
     positive("sms.lease_seconds", sms.lease_seconds)
+    positive("http.client_timeout_seconds", cfg.http.client_timeout_seconds)
     positive("sms.callback_timeout_seconds", sms.callback_timeout_seconds)
     u = cfg.ussd
     positive("ussd.idle_timeout_seconds", u.idle_timeout_seconds)

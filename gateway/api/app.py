@@ -19,6 +19,7 @@ from gateway.api import (
     messages,
     openapi,
 )
+from gateway.api.hostile import refuse_nul_in_url
 from gateway.api.http import DRAINING, SERVICES, periodic, problem_middleware
 from gateway.services import Services
 
@@ -42,7 +43,7 @@ async def _start_draining(app: web.Application) -> None:
 
 def build_app(services: Services) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware],
+        middlewares=[problem_middleware, refuse_nul_in_url],
         # Batches may be larger; every other route checks http.max_body_bytes itself.
         client_max_size=max(
             services.config.http.max_body_bytes, services.config.http.max_batch_bytes

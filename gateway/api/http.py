@@ -10,9 +10,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
+from gateway.api.hostile import check_json, read_body
 from gateway.auth import AdminPrincipal, AgencyPrincipal
 from gateway.errors import PROBLEM_CONTENT_TYPE, Problem
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -83,15 +85,17 @@ async def read_raw_json(request: web.Request) -> tuple[bytes, Any]:
     if (request.content_length or 0) > limit:
         raise Problem("body_too_large", f"at most {limit} bytes")
     try:
-        raw = await request.read()
+        raw = await read_body(request, request.app[SERVICES].config.http.client_timeout_seconds)
     except web.HTTPRequestEntityTooLarge:
         raise Problem("body_too_large", f"at most {limit} bytes") from None
     if len(raw) > limit:
         raise Problem("body_too_large", f"at most {limit} bytes")
     try:
-        return raw, orjson.loads(raw)
+        parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Problem("malformed_json", str(exc)) from None
+    check_json(raw, parsed)
+    return raw, parsed
 
 
 def client_addr(request: web.Request) -> str:
@@ -184,6 +188,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except asyncpg.DataError as exc:
+        # SQLSTATE class 22 (data exception): a value the database refused. Input the checks
+        # above should have caught; a 422 tells the caller, the warning tells us.
+        status = 422
+        log.warning("database refused a value on %s %s: %s", request.method, route, exc.sqlstate)
+        return problem_response(Problem("invalid_value", "a value cannot be stored"), request.path)
     except DATABASE_DOWN as exc:
         # The database is away (gateway/store/availability.py): 503, never 500.
         status = 503
