@@ -69,6 +69,11 @@ class AuthConfig:
     # GOV.UK Notify's window: a token is valid for 30 s either side of its iat.
     iat_skew_seconds: int = 30
     admin_token_file: str = "var/admin.token"
+    # Per agency API key and node: sustained requests per second and the burst above it
+    # (gateway/api/ratelimit.py); 0 = no limit. Generous: quotas bound volume, this bounds
+    # a runaway client. Batches carry up to 100,000 messages in one request.
+    key_requests_per_second: float = 5000.0
+    key_burst: int = 10000
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,9 @@ CATALOGUE: dict[str, ErrorKind] = {
     "request_timeout": ErrorKind(
         408, "The request body did not arrive in time", "بدنه درخواست به موقع نرسید"
     ),
+    "rate_limited": ErrorKind(
+        429, "Too many requests for this key; retry after Retry-After", "درخواست‌ها بیش از حد مجاز"
+    ),
     "service_unavailable": ErrorKind(
         503, "Temporarily unavailable; nothing was stored, retry", "موقتاً در دسترس نیست"
     ),

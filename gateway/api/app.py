@@ -21,6 +21,7 @@ from gateway.api import (
 )
 from gateway.api.hostile import refuse_nul_in_url
 from gateway.api.http import DRAINING, SERVICES, periodic, problem_middleware
+from gateway.api.ratelimit import RATE_LIMITER, KeyRateLimiter
 from gateway.services import Services
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def build_app(services: Services) -> web.Application:
     )
     app[SERVICES] = services
     app[DRAINING] = [False]
+    auth_cfg = services.config.auth
+    app[RATE_LIMITER] = KeyRateLimiter(auth_cfg.key_requests_per_second, auth_cfg.key_burst)
     for module in (
         health,
         me,

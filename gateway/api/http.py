@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from gateway.api.hostile import check_json, read_body
+from gateway.api.ratelimit import RATE_LIMITER
 from gateway.auth import AdminPrincipal, AgencyPrincipal
 from gateway.errors import PROBLEM_CONTENT_TYPE, Problem
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -70,6 +71,8 @@ def problem_response(exc: Problem, instance: str = "") -> web.Response:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="payam"'
     if exc.status == 503:
         resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if exc.code == "rate_limited":
+        resp.headers["Retry-After"] = str(exc.extra.get("retry_after", 1))
     return resp
 
 
@@ -115,9 +118,18 @@ def client_addr(request: web.Request) -> str:
 
 
 async def agency_auth(request: web.Request) -> AgencyPrincipal:
-    return await services(request).auth.agency(
+    principal = await services(request).auth.agency(
         request.headers.get("Authorization"), client_addr(request)
     )
+    rate_check(request, principal.key.key_id)
+    return principal
+
+
+def rate_check(request: web.Request, key_id: str) -> None:
+    """429 rate_limited when this key is over its request rate (gateway/api/ratelimit.py)."""
+    limiter = request.app.get(RATE_LIMITER)
+    if limiter is not None:
+        limiter.check(key_id)
 
 
 async def admin_auth(request: web.Request, *, write: bool) -> AdminPrincipal:
