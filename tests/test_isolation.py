@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
 from gateway.api.app import build_app
 from gateway.api.ratelimit import KeyRateLimiter
@@ -69,13 +70,10 @@ def test_token_bucket_refuses_over_rate_then_refills() -> None:
     limiter = KeyRateLimiter(per_second=10, burst=5)
     for _ in range(5):
         limiter.check("k1", now=100.0)
-    try:
+    with pytest.raises(Problem) as refused:  # the sixth in the same instant
         limiter.check("k1", now=100.0)
-    except Problem as exc:
-        assert exc.code == "rate_limited"
-        assert exc.extra["retry_after"] == 1
-    else:
-        raise AssertionError("the sixth request in the same instant must be refused")
+    assert refused.value.code == "rate_limited"
+    assert refused.value.extra["retry_after"] == 1
     limiter.check("k2", now=100.0)  # another key has its own bucket
     limiter.check("k1", now=100.11)  # 0.11 s at 10/s refills one token
 
