@@ -34,6 +34,8 @@ async def test_three_nodes_one_bind_each_takeover_after_kill(
     database_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     await pool.execute("DELETE FROM leases")
+    t0 = time.monotonic()
+    phases: dict[str, float] = {}
     net = make_network(NODES)
     if net.fallback:
         print(f"\nRELIABILITY multi-node: network namespaces unavailable ({net.fallback})")
@@ -76,6 +78,7 @@ async def test_three_nodes_one_bind_each_takeover_after_kill(
             nodes[-1].start()
         for node in nodes:
             await node.wait_ready()
+        phases["ready"] = time.monotonic() - t0
         # Every bind held, by three different nodes, and bound at the SMSC once each.
         deadline = time.monotonic() + 30
         while True:
@@ -84,6 +87,7 @@ async def test_three_nodes_one_bind_each_takeover_after_kill(
                 break
             assert time.monotonic() < deadline, (slots, sim.bound)
             await asyncio.sleep(0.2)
+        phases["spread"] = time.monotonic() - t0
         peers = {c.writer.get_extra_info("peername")[0] for c in sim.bound_conns()}
         if not net.fallback:
             assert peers == set(net.node_ips)  # each bind from its own node's address
@@ -127,13 +131,15 @@ async def test_three_nodes_one_bind_each_takeover_after_kill(
             f"\nRELIABILITY multi-node: namespaces={not net.fallback} peers={sorted(peers)} "
             f"killed_at={at_kill}/{N} bind_takeover_s={takeover:.1f} "
             f"all_final_after_kill_s={all_done:.1f} (waited {finished:.1f}) "
-            f"duplicates={duplicates} max_bound={max_bound}"
+            f"duplicates={duplicates} max_bound={max_bound} "
+            f"phases={ {k: round(v, 1) for k, v in phases.items()} }"
         )
     finally:
         sampling = False
         await sampler
-        for node in nodes:
-            node.stop()
+        # In threads: the relay to PostgreSQL runs on this loop, and a stopping node still
+        # writes to the database (a blocking wait here would stall it until the kill timeout).
+        await asyncio.gather(*(asyncio.to_thread(node.stop) for node in nodes))
         await sim.stop()
         await relay.stop()
         net.teardown()
