@@ -189,9 +189,7 @@ class _Conn:
         self.closed = False
 
     def write(self, frame: bytes) -> None:
-        # A peer that died (kill -9) leaves a closing transport: writing to it only logs
-        # "socket.send() raised exception" once per frame.
-        if not self.closed and not self.writer.transport.is_closing():
+        if not self.closed:
             self.writer.write(frame)
 
     def next_sequence(self) -> int:
