@@ -330,7 +330,11 @@ class Dispatcher:
             except _RECORD_RETRYABLE as exc:
                 attempt += 1
                 delay = min(1.0, 0.05 * 2**attempt)
-                if time.monotonic() + delay > record_by:
+                # Stopping: the runtime waits only briefly for this round (runtime.py), so try
+                # as often as before the change, then give up.
+                if time.monotonic() + delay > record_by or (
+                    self._stopping.is_set() and attempt >= 5
+                ):
                     raise RuntimeError("could not store dispatch results") from exc
                 log.warning(
                     "storing dispatch results failed (%s); retry %d", type(exc).__name__, attempt
