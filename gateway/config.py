@@ -55,6 +55,10 @@ class HttpConfig:
     # Processes serving HTTP on the port (SO_REUSEPORT): one per core on a machine that does
     # nothing else. The first also runs dispatch and the SMPP binds (gateway/workers.py).
     workers: int = 1
+    # Slow clients (slowloris): a connection must send a whole request head within this many
+    # seconds of opening or of its last response (aiohttp's keep-alive timer), and a request
+    # its whole body within this many seconds of its head, else it is closed / answered 408.
+    client_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,11 @@ class AuthConfig:
     # GOV.UK Notify's window: a token is valid for 30 s either side of its iat.
     iat_skew_seconds: int = 30
     admin_token_file: str = "var/admin.token"
+    # Per agency API key and node: sustained requests per second and the burst above it
+    # (gateway/api/ratelimit.py); 0 = no limit. Generous: quotas bound volume, this bounds
+    # a runaway client. Batches carry up to 100,000 messages in one request.
+    key_requests_per_second: float = 5000.0
+    key_burst: int = 10000
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,10 @@ class SmsConfig:
     lease_seconds: int = 60
     # Concurrent claim-send-record loops per node; they overlap database and SMSC round trips.
     dispatch_workers: int = 4
+    # Several nodes on one database: each SMPP bind is held by one node through a lease in
+    # PostgreSQL renewed every third of this many seconds; a dead node's binds move after it.
+    # 0 = one node, every bind on it, no leases (gateway/leases.py).
+    bind_lease_seconds: float = 0.0
     # Replies are threaded to the agency's last message to that citizen within this window.
     reply_thread_hours: int = 72
     # Appended to every non-mandatory message (Persian: "reply 11 to stop").
@@ -490,6 +503,7 @@ def _validate(cfg: Config) -> None:
     positive("sms.max_attempts", sms.max_attempts)
     positive("sms.claim_batch", sms.claim_batch)
     positive("sms.lease_seconds", sms.lease_seconds)
+    positive("http.client_timeout_seconds", cfg.http.client_timeout_seconds)
     positive("sms.callback_timeout_seconds", sms.callback_timeout_seconds)
     u = cfg.ussd
     positive("ussd.idle_timeout_seconds", u.idle_timeout_seconds)

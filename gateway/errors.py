@@ -41,6 +41,12 @@ CATALOGUE: dict[str, ErrorKind] = {
     "not_found": ErrorKind(404, "No such resource", "چنین منبعی وجود ندارد"),
     "method_not_allowed": ErrorKind(405, "Method not allowed here", "این روش در اینجا مجاز نیست"),
     "internal_error": ErrorKind(500, "Internal error", "خطای داخلی"),
+    "request_timeout": ErrorKind(
+        408, "The request body did not arrive in time", "بدنه درخواست به موقع نرسید"
+    ),
+    "rate_limited": ErrorKind(
+        429, "Too many requests for this key; retry after Retry-After", "درخواست‌ها بیش از حد مجاز"
+    ),
     "service_unavailable": ErrorKind(
         503, "Temporarily unavailable; nothing was stored, retry", "موقتاً در دسترس نیست"
     ),

@@ -275,3 +275,10 @@ USSD_AGENCY_SESSIONS = Counter(
     "abandoned (never came back; counted when the idle dialog is purged), menu_changed.",
     ["agency", "outcome"],
 )
+# -- SMPP session events (issue 9: the metric that shows each SMSC fault) ----------------------
+SMPP_SESSION_EVENTS = Counter(
+    "payam_smpp_session_events_total",
+    "SMPP session events per operator, by kind: reconnect, bind_failure, malformed_pdu, "
+    "timeout, unknown_response, deliver_error, throttle.",
+    ["operator", "kind"],
+)

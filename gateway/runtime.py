@@ -24,10 +24,12 @@ from gateway.api.ussd_pushes import PUSH_WAKE
 from gateway.callbacks import CallbackWorker
 from gateway.config import OperatorConfig
 from gateway.dispatch import Dispatcher, lane_name
+from gateway.leases import BindLeases
 from gateway.metrics import QUEUE_DEPTH, QUEUE_OLDEST, SMPP_BINDS_UP, SMPP_IN_FLIGHT
 from gateway.operations import guarded_links
 from gateway.replies import ReplyService
 from gateway.services import Services
+from gateway.smpp_events import SessionEventExporter
 from gateway.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,10 @@ class SmsRuntime:
         self.dispatcher.budget = svc.ops.state
         svc.ops.state.attach(self.clients)
         self.callbacks = CallbackWorker(svc.store, svc.agencies, svc.config.sms)
+        self.session_events = SessionEventExporter()
+        # Several nodes: binds are shared out through leases (gateway/leases.py).
+        lease = svc.config.sms.bind_lease_seconds
+        self.bind_leases = BindLeases(svc.store, self.clients, lease) if lease > 0 else None
 
     async def _on_deliver(self, d: Deliver) -> None:
         """deliver_sm carrying ussd_service_op go to the USSD front, the rest to receipts and
@@ -89,8 +95,9 @@ class SmsRuntime:
             await self.tracker.on_deliver(d)
 
     async def start(self) -> None:
-        for client in self.clients.values():
-            await client.start()
+        if self.bind_leases is None:
+            for client in self.clients.values():
+                await client.start()
         for name, coro in (
             ("dispatcher", self.dispatcher.run()),
             ("tracker", self.tracker.run()),
@@ -99,6 +106,8 @@ class SmsRuntime:
             ("ussd-pushes", self.pushes.run()),
         ):
             self.tasks.append(asyncio.create_task(coro, name=name))
+        if self.bind_leases is not None:
+            self.tasks.append(asyncio.create_task(self.bind_leases.run(), name="bind-leases"))
 
     async def stop(self) -> None:
         self.dispatcher.stop()
@@ -106,6 +115,8 @@ class SmsRuntime:
         await self._settle(self.tasks[:1], 10.0)
         for client in self.clients.values():
             await client.stop()
+        if self.bind_leases is not None:  # unbound now: the other nodes may take the binds
+            await self.bind_leases.stop()
         self.tracker.stop()
         self.callbacks.stop()
         await self._settle(self.tasks[1:3], 10.0)
@@ -130,6 +141,7 @@ class SmsRuntime:
                 for name, client in self.clients.items():
                     SMPP_BINDS_UP.labels(name).set(client.binds_up)
                     SMPP_IN_FLIGHT.labels(name).set(client.in_flight)
+                self.session_events.sample(self.clients)
             except Exception:
                 log.exception("sampling queue gauges failed")
             await asyncio.sleep(2.0)

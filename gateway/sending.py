@@ -170,8 +170,11 @@ class SendingService:
                     f"schedule with send_at after {ends.isoformat()}",
                     quiet_hours_end=ends.isoformat(),
                 )
+        recipient_raw = data.get("to") or data.get("national_code")
+        if not recipient_raw:  # "to": "" passed the presence check and was a 500 (a KeyError)
+            raise Problem("invalid_value", "to: must not be empty")
         return Prepared(
-            recipient_raw=data.get("to") or data["national_code"],
+            recipient_raw=recipient_raw,
             by_national_code="national_code" in data,
             text=text,
             priority=priority,

@@ -75,6 +75,11 @@ def run(cfg: Config, dsn: str, sealer: Sealer, role: str = "single") -> int:
         port=cfg.http.port,
         reuse_port=role != "single",
         shutdown_timeout=cfg.http.shutdown_drain_seconds,
+        keepalive_timeout=cfg.http.client_timeout_seconds,  # also bounds a slow request head
+        # After answering a request whose body did not all arrive (408, 413), aiohttp keeps
+        # reading it for lingering_time (10 s by default) so the client sees the answer: a
+        # second is enough for that and frees the connection of a slow client sooner.
+        lingering_time=1.0,
         access_log=None,
         print=None,
     )

@@ -363,6 +363,7 @@ class _Session:
             if self.bound:  # else we asked for the end (unbind)
                 log.warning("%s: connection lost (%s)", name, type(exc).__name__)
         except pdu.PduError as exc:
+            self.link.op.malformed += 1
             log.warning("%s: dropping connection: %s", name, exc)
         except Exception:
             log.exception("%s: reader failed", name)
@@ -391,6 +392,7 @@ class _Session:
         try:
             deliver = decode_deliver(frame, op.name, link.name)
         except pdu.PduError:
+            op.malformed += 1
             log.warning("%s: malformed deliver_sm, sequence %d", link.name, seq)
             self.send(pdu.generic_nack(seq, pdu.ESME_RINVCMDLEN))
             return
@@ -478,10 +480,13 @@ class _Link:
             try:
                 session = await self._open()
             except _BindRejected as exc:
+                self.op.bind_failures += 1
                 log.warning("%s: bind rejected, %s", self.name, exc)
             except (OSError, TimeoutError, asyncio.IncompleteReadError, pdu.PduError) as exc:
+                self.op.bind_failures += 1
                 log.warning("%s: cannot bind: %s", self.name, exc or type(exc).__name__)
             except Exception:  # never let the supervisor die: the bind would stay down
+                self.op.bind_failures += 1
                 log.exception("%s: cannot bind", self.name)
             if session is not None:
                 log.info("%s: bound", self.name)
@@ -619,14 +624,21 @@ class OperatorClient:
         self.delivers = 0
         self.deliver_errors = 0
         self.unknown_responses = 0
+        self.bind_failures = 0  # bind refused, or the connection or bind exchange failed
+        self.malformed = 0  # PDUs from the SMSC we could not parse
         self.stopping = False
         self._links: list[_Link] = []
+        self._bind_links: list[list[_Link]] = []  # the sessions of each configured bind
         for i, b in enumerate(settings.binds):
             if b.mode == "trx":
-                self._links.append(_Link(self, b, f"{self.name}:{i}", "trx"))
+                links = [_Link(self, b, f"{self.name}:{i}", "trx")]
             else:
-                self._links.append(_Link(self, b, f"{self.name}:{i}:tx", "tx"))
-                self._links.append(_Link(self, b, f"{self.name}:{i}:rx", "rx"))
+                links = [
+                    _Link(self, b, f"{self.name}:{i}:tx", "tx"),
+                    _Link(self, b, f"{self.name}:{i}:rx", "rx"),
+                ]
+            self._bind_links.append(links)
+            self._links.extend(links)
         self._tx_links = [link for link in self._links if link.role != "rx"]
         self._wait_limit = max(b.response_timeout_seconds for b in settings.binds)
         self._pacer = _Pacer(settings.tps, settings.burst) if settings.tps > 0 else None
@@ -650,6 +662,28 @@ class OperatorClient:
             return
         for link in self._links:
             link.task = asyncio.create_task(link.run(), name=f"smpp-bind-{link.name}")
+
+    def bind_running(self, index: int) -> bool:
+        return any(link.task is not None for link in self._bind_links[index])
+
+    async def start_bind(self, index: int) -> None:
+        """Start one configured bind (for nodes that share binds through leases)."""
+        for link in self._bind_links[index]:
+            if link.task is None and not self.stopping:
+                link.task = asyncio.create_task(link.run(), name=f"smpp-bind-{link.name}")
+
+    async def stop_bind(self, index: int, unbind_timeout: float = 2.0) -> None:
+        """Unbind one configured bind and stop its supervisor; its in-flight submits end as
+        BIND_DOWN and are retried (on whichever node then holds a bind)."""
+        for link in self._bind_links[index]:
+            task, link.task = link.task, None
+            session = link.session
+            if session is not None and session.bound:
+                with contextlib.suppress(Exception):
+                    await session.unbind(unbind_timeout)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def wait_bound(self, timeout: float, count: int | None = None) -> bool:
         """Wait until ``count`` sessions (default: all) are bound."""
@@ -762,21 +796,17 @@ class OperatorClient:
         self._bound_changed.set()
         self.wake(link.window)
 
-    def _bind_links(self, index: int) -> list[_Link]:
-        """The sessions of bind ``index`` (one trx, or a tx and an rx: names "op:i[:tx|:rx]")."""
-        if not 0 <= index < len(self.settings.binds):
+    def _links_of(self, index: int) -> list[_Link]:
+        """The sessions of bind ``index`` (one trx, or a tx and an rx)."""
+        if not 0 <= index < len(self._bind_links):
             raise ValueError(f"operator {self.name!r} has no bind {index}")
-        return [
-            link
-            for link in self._links
-            if link.name[len(self.name) + 1 :].split(":")[0] == str(index)
-        ]
+        return self._bind_links[index]
 
     async def drain(self, index: int) -> None:
         """Take bind ``index`` out of service gracefully: no new submits on it, its in-flight
         submits answered (up to the response timeout), then unbind (SMPP 3.4 §4.2) and stay
         unbound until ``undrain``. The other binds carry the traffic meanwhile."""
-        links = self._bind_links(index)
+        links = self._links_of(index)
         for link in links:
             link.draining = True
             link.undrained.clear()
@@ -790,7 +820,7 @@ class OperatorClient:
         log.info("operator %s: bind %d drained", self.name, index)
 
     def undrain(self, index: int) -> None:
-        for link in self._bind_links(index):
+        for link in self._links_of(index):
             link.draining = False
             link.undrained.set()
 
@@ -799,7 +829,7 @@ class OperatorClient:
             {
                 i
                 for i in range(len(self.settings.binds))
-                for link in self._bind_links(i)
+                for link in self._links_of(i)
                 if link.draining
             }
         )

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from adapters.sms import pdu
+from adapters.sms.simulator_faults import KINDS, Faults, SubmitLedger
 from adapters.sms.simulator_ussd import UssdPhones
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,9 @@ class SmscSimulator:
         self._server: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
         self.ussd = UssdPhones(self)
+        self.ledger = SubmitLedger()
+        self.faults = Faults(self)
+        self._unknown_id = 0xF0000000
 
     @property
     def bound(self) -> int:
@@ -308,6 +312,8 @@ class SmscSimulator:
                 status = pdu.ESME_RBINDFAIL
             elif pdu.text(p.password) != s.password:
                 status = pdu.ESME_RINVPASWD
+            if status == pdu.ESME_ROK and self.faults.take_bind_refusal():
+                status = pdu.ESME_RBINDFAIL
             if status == pdu.ESME_ROK:
                 conn.mode = {"bind_transmitter": "tx", "bind_receiver": "rx"}.get(command, "trx")
                 self.binds += 1
@@ -351,7 +357,7 @@ class SmscSimulator:
         status = pdu.ESME_ROK
         message_id = ""
         receipt: tuple[int, str, str, str] | None = None
-        if roll < s.no_response_pct + s.throttle_pct:
+        if roll < s.no_response_pct + s.throttle_pct or self.faults.take_throttle():
             status = pdu.ESME_RTHROTTLED
             self.throttled += 1
         elif roll < s.no_response_pct + s.throttle_pct + s.nack_pct:
@@ -438,6 +444,7 @@ class SmscSimulator:
         text = decode_text(coding, b"".join(d for d, _ in done))
         ids = tuple(i for _, i in done)
         self.received.append(ReceivedMessage(src, dst, text, len(done), coding, ids))
+        self.ledger.add(src, dst, text)
         if len(self.received) > self.settings.max_received:
             del self.received[: len(self.received) // 2]
         if len(self._partial) > self.settings.max_received:  # parts that never completed
@@ -482,6 +489,27 @@ class SmscSimulator:
         for _ in range(copies):
             self.receipts += 1
             await self._deliver(lambda seq: pdu.build("deliver_sm", seq, **fields), conn)
+
+    def bound_conns(self) -> list[_Conn]:
+        return [c for c in self._conns if c.mode and not c.closed]
+
+    def unbind(self, conn: _Conn) -> None:
+        self._spawn(self._unbind(conn))
+
+    def unknown_receipt(self, conn: _Conn) -> None:
+        """A delivery receipt for a message id this SMSC never issued (a fault)."""
+        self._unknown_id += 1
+        rid = format(self._unknown_id, "x")
+        fields: dict[str, Any] = {
+            "source_addr": "989120000000",
+            "destination_addr": "404000",
+            "esm_class": 0x04,
+            "short_message": f"id:{rid} sub:001 dlvrd:001 stat:DELIVRD err:000".encode(),
+            "receipted_message_id": rid,
+            "message_state": 2,
+        }
+        self.receipts += 1
+        self._spawn(self._deliver(lambda seq: pdu.build("deliver_sm", seq, **fields), conn))
 
     def _receiver(self, prefer: _Conn | None) -> _Conn | None:
         if prefer is not None and prefer.mode in ("rx", "trx") and not prefer.closed:
@@ -561,6 +589,8 @@ class SmscSimulator:
         app.router.add_post("/ussd/dial", self._http_ussd_dial)
         app.router.add_post("/ussd/answer", self._http_ussd_answer)
         app.router.add_post("/ussd/phones", self._http_ussd_phones)
+        app.router.add_post("/inject", self._http_inject)
+        app.router.add_get("/submits", self._http_submits)
         return app
 
     async def _http_mo(self, request: web.Request) -> web.Response:
@@ -591,6 +621,19 @@ class SmscSimulator:
         for key, value in body.items():
             setattr(self.settings, key, float(value) if float in _RUNTIME[key] else value)
         return web.json_response({k: getattr(self.settings, k) for k in _RUNTIME})
+
+    async def _http_inject(self, request: web.Request) -> web.Response:
+        """POST /inject {"kind": one of simulator_faults.KINDS, "count": n}."""
+        body = await _json_object(request)
+        kind, count = body.get("kind"), body.get("count", 1)
+        if kind not in KINDS or not isinstance(count, int) or not 1 <= count <= 10_000:
+            raise web.HTTPBadRequest(text=f"kind must be one of {', '.join(KINDS)}")
+        touched = self.faults.inject(str(kind), count)
+        return web.json_response({"touched": touched, **self.faults.as_json()})
+
+    async def _http_submits(self, request: web.Request) -> web.Response:
+        """GET /submits: messages accepted, submits, and submits beyond the first of each."""
+        return web.json_response(self.ledger.as_json())
 
     async def _http_ussd_screens(self, request: web.Request) -> web.Response:
         """GET /ussd/screens?phone=…: the USSD screens sent to phones (answer with POST /mo and

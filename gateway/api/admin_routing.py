@@ -8,6 +8,7 @@ import io
 import orjson
 from aiohttp import web
 
+from gateway.api.hostile import read_body
 from gateway.api.http import admin_auth, client_addr, json_response, services
 from gateway.errors import Problem
 from gateway.recipients import normalize_msisdn
@@ -20,16 +21,19 @@ async def load_portability(request: web.Request) -> web.Response:
     row, or JSON ``{"numbers": [{"msisdn": …, "operator": …}]}``); later loads overwrite."""
     admin = await admin_auth(request, write=True)
     svc = services(request)
-    raw = await request.read()
+    raw = await read_body(request, svc.config.http.client_timeout_seconds)
     pairs: list[tuple[str, str]] = []
     if request.content_type == "text/csv":
         try:
-            reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))
+            reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline=""))
         except UnicodeDecodeError:
             raise Problem("invalid_value", "the CSV must be UTF-8") from None
         if set(reader.fieldnames or []) != {"msisdn", "operator"}:
             raise Problem("invalid_value", "CSV header must be: msisdn,operator")
-        rows = [(r["msisdn"], r["operator"]) for r in reader]
+        try:  # a short row gives None; a malformed file raises csv.Error (tests/test_api_fuzz)
+            rows = [(r["msisdn"] or "", r["operator"] or "") for r in reader]
+        except csv.Error as exc:
+            raise Problem("invalid_value", f"CSV line {reader.line_num}: {exc}") from None
     elif request.content_type == "application/json":
         try:
             body = orjson.loads(raw)

@@ -30,7 +30,9 @@ from gateway.api import (
     ussd_pushes,
     verify,
 )
+from gateway.api.hostile import refuse_nul_in_url
 from gateway.api.http import BACKGROUND, DRAINING, SERVICES, periodic, problem_middleware
+from gateway.api.ratelimit import RATE_LIMITER, KeyRateLimiter
 from gateway.services import Services
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,7 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
     """``background``: also run this process's share of periodic jobs (False in HTTP-only
     worker processes, gateway/workers.py)."""
     app = web.Application(
-        middlewares=[problem_middleware],
+        middlewares=[problem_middleware, refuse_nul_in_url],
         # Batches may be larger; every other route checks http.max_body_bytes itself.
         client_max_size=max(
             services.config.http.max_body_bytes, services.config.http.max_batch_bytes
@@ -104,6 +106,8 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
     app[SERVICES] = services
     app[DRAINING] = [False]
     app[BACKGROUND] = background
+    auth_cfg = services.config.auth
+    app[RATE_LIMITER] = KeyRateLimiter(auth_cfg.key_requests_per_second, auth_cfg.key_burst)
     for module in (
         health,
         me,

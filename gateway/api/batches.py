@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.api.hostile import read_body
 from gateway.api.http import agency_auth, json_response, query_int, services
 from gateway.api.views import iso
 from gateway.batches import parse_common, recipients_from_csv, recipients_from_json
@@ -38,7 +39,7 @@ def batch_id(request: web.Request) -> uuid.UUID:
 
 async def _read(request: web.Request, limit: int) -> bytes:
     try:
-        raw = await request.read()
+        raw = await read_body(request, services(request).config.http.client_timeout_seconds)
     except web.HTTPRequestEntityTooLarge:
         raise Problem("body_too_large", f"at most {limit} bytes") from None
     if len(raw) > limit:

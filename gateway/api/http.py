@@ -10,14 +10,18 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
 from gateway import availability
+from gateway.api.hostile import check_json, read_body
+from gateway.api.ratelimit import RATE_LIMITER
 from gateway.auth import AdminPrincipal, AgencyPrincipal
 from gateway.errors import PROBLEM_CONTENT_TYPE, Problem
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.services import Services
+from gateway.store.availability import DATABASE_DOWN, RETRY_AFTER_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,10 @@ def problem_response(exc: Problem, instance: str = "") -> web.Response:
     resp.headers["Content-Type"] = PROBLEM_CONTENT_TYPE
     if exc.status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="payam"'
+    if exc.status == 503:
+        resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if exc.code == "rate_limited":
+        resp.headers["Retry-After"] = str(exc.extra.get("retry_after", 1))
     return resp
 
 
@@ -83,15 +91,17 @@ async def read_raw_json(request: web.Request) -> tuple[bytes, Any]:
     if (request.content_length or 0) > limit:
         raise Problem("body_too_large", f"at most {limit} bytes")
     try:
-        raw = await request.read()
+        raw = await read_body(request, request.app[SERVICES].config.http.client_timeout_seconds)
     except web.HTTPRequestEntityTooLarge:
         raise Problem("body_too_large", f"at most {limit} bytes") from None
     if len(raw) > limit:
         raise Problem("body_too_large", f"at most {limit} bytes")
     try:
-        return raw, orjson.loads(raw)
+        parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Problem("malformed_json", str(exc)) from None
+    check_json(raw, parsed)
+    return raw, parsed
 
 
 def client_addr(request: web.Request) -> str:
@@ -111,9 +121,18 @@ def client_addr(request: web.Request) -> str:
 
 
 async def agency_auth(request: web.Request) -> AgencyPrincipal:
-    return await services(request).auth.agency(
+    principal = await services(request).auth.agency(
         request.headers.get("Authorization"), client_addr(request)
     )
+    rate_check(request, principal.key.key_id)
+    return principal
+
+
+def rate_check(request: web.Request, key_id: str) -> None:
+    """429 rate_limited when this key is over its request rate (gateway/api/ratelimit.py)."""
+    limiter = request.app.get(RATE_LIMITER)
+    if limiter is not None:
+        limiter.check(key_id)
 
 
 async def admin_auth(request: web.Request, *, write: bool) -> AdminPrincipal:
@@ -185,6 +204,17 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except asyncpg.DataError as exc:
+        # SQLSTATE class 22 (data exception): a value the database refused. Input the checks
+        # above should have caught; a 422 tells the caller, the warning tells us.
+        status = 422
+        log.warning("database refused a value on %s %s: %s", request.method, route, exc.sqlstate)
+        return problem_response(Problem("invalid_value", "a value cannot be stored"), request.path)
+    except DATABASE_DOWN as exc:
+        # The database is away (gateway/store/availability.py): 503, never 500.
+        status = 503
+        log.warning("database unavailable on %s %s: %s", request.method, route, type(exc).__name__)
+        return problem_response(Problem("service_unavailable", "database"), request.path)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, route)
         return problem_response(Problem("internal_error"), request.path)

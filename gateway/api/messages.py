@@ -6,7 +6,14 @@ import uuid
 
 from aiohttp import web
 
-from gateway.api.http import agency_auth, client_addr, json_response, read_raw_json, services
+from gateway.api.http import (
+    agency_auth,
+    client_addr,
+    json_response,
+    rate_check,
+    read_raw_json,
+    services,
+)
 from gateway.api.views import iso
 from gateway.errors import Problem
 from gateway.status import PRIORITY_NAMES
@@ -58,6 +65,7 @@ async def send_message(request: web.Request) -> web.Response:
         use = await svc.auth.agency_deferred(
             request.headers.get("Authorization"), client_addr(request)
         )
+        rate_check(request, use.principal.key.key_id)
         _, body = await read_raw_json(request)
         response = await svc.sending.accept_fast(use, body)
         return web.Response(body=response, status=202, content_type="application/json")

@@ -58,6 +58,8 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     errors: tuple[int, ...] = (),
 ) -> dict[str, Any]:
+    if security == "agencyJwt" and 429 not in errors:  # per-key rate limit, every agency route
+        errors = (*errors, 429)
     op: dict[str, Any] = {"summary": summary, "responses": {**responses, **_problems(*errors)}}
     op["security"] = [{security: []}] if security else []
     if body is not None:

@@ -16,6 +16,7 @@ from gateway.store.audit import AuditChainStore, AuditStore
 from gateway.store.callbacks import CallbackStore
 from gateway.store.credentials import CredentialStore
 from gateway.store.db import Executor, transaction
+from gateway.store.leases import LeaseStore
 from gateway.store.letters import LetterStore
 from gateway.store.messages import MessageStore
 from gateway.store.numbering import NumberingStore
@@ -49,6 +50,7 @@ class Store:
         self.letters = LetterStore(self.db)
         self.ussd_pushes = UssdPushStore(self.db)
         self.verification = VerificationStore(self.db)
+        self.leases = LeaseStore(self.db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:
