@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adapters.sms.esme import BindSettings, OperatorClient, OperatorSettings, Submit
+from gateway.audit_chain import write_new_signing_key
 from gateway.letters.evidence import write_new_evidence_key
 from gateway.store.messages import MESSAGE_COLUMNS
 from gateway.store.migrate import migrate
@@ -109,6 +110,7 @@ def gateway_env(
         PAYAM_LOG_LEVEL="WARNING",
         PAYAM_SECURITY_MASTER_KEY_FILE=str(env.key_file),
         PAYAM_KARTPOOSHE_EVIDENCE_KEY_FILE=str(env.key_file.parent / "bench-evidence.key"),
+        PAYAM_SECURITY_AUDIT_SIGNING_KEY_FILE=str(env.key_file.parent / "bench-audit.key"),
         PYTHONPATH=str(ROOT),
         PAYAM_SMS_DUPLICATE_WINDOW_SECONDS="0",
         PAYAM_HTTP_MAX_BATCH_BYTES="67108864",
@@ -596,6 +598,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     if not key_file.exists():
         key_file.write_text(secrets.token_hex(32))
     write_new_evidence_key(key_file.parent / "bench-evidence.key")  # no-op when it exists
+    write_new_signing_key(key_file.parent / "bench-audit.key")
     env = Env(admin, db_url, key_file)
     results: dict[str, dict[str, Any]] = {}
     try:

@@ -20,6 +20,9 @@ from typing import Any
 
 import aiohttp
 
+from gateway.audit_chain import write_new_signing_key
+from gateway.letters.evidence import write_new_evidence_key
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,11 +55,17 @@ def gateway_env(
     **extra: str,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYAM_")}
+    # payam serve refuses to start without its signing keys: letters' evidence, audit checkpoints.
+    keys = Path(key_file).parent
+    write_new_evidence_key(keys / "evidence.key")
+    write_new_signing_key(keys / "audit-signing.key")
     env.update(
         PAYAM_DATABASE_URL=db_url,
         PAYAM_HTTP_PORT=str(http_port),
         PAYAM_LOG_LEVEL="WARNING",
         PAYAM_SECURITY_MASTER_KEY_FILE=key_file,
+        PAYAM_KARTPOOSHE_EVIDENCE_KEY_FILE=str(keys / "evidence.key"),
+        PAYAM_SECURITY_AUDIT_SIGNING_KEY_FILE=str(keys / "audit-signing.key"),
         PYTHONPATH=str(ROOT),
         PAYAM_OPERATORS=json.dumps(operators),
         PAYAM_SMS_DUPLICATE_WINDOW_SECONDS="0",

@@ -26,6 +26,7 @@ from adapters.ussd.codec import CODECS, UssdCodec
 from adapters.ussd.menus import BACK_LINE, MORE_LINE
 from adapters.ussd.sessions import TIMED_OUT, UNKNOWN_CODE
 from adapters.ussd.smpp_front import screen_octets
+from gateway.audit_chain import write_new_signing_key
 from gateway.config import Config, load_config
 from gateway.letters.evidence import write_new_evidence_key
 from gateway.numbering import Request
@@ -344,6 +345,7 @@ async def test_a_dialog_continues_in_another_gateway_process(
     assert (await sim.ussd.next_screen(PHONE, 0)).text.startswith("Tax office")
     write_new_key(str(tmp_path / "master.key"))
     write_new_evidence_key(tmp_path / "evidence.key")
+    write_new_signing_key(tmp_path / "audit-signing.key")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -353,6 +355,7 @@ async def test_a_dialog_continues_in_another_gateway_process(
         "PAYAM_DATABASE_URL": config.database.url,
         "PAYAM_SECURITY_MASTER_KEY_FILE": str(tmp_path / "master.key"),
         "PAYAM_KARTPOOSHE_EVIDENCE_KEY_FILE": str(tmp_path / "evidence.key"),
+        "PAYAM_SECURITY_AUDIT_SIGNING_KEY_FILE": str(tmp_path / "audit-signing.key"),
         "PAYAM_OPERATORS": json.dumps([op | {"password": "secret"}]),
         "PAYAM_HTTP_PORT": str(port),
         "PAYAM_LOG_LEVEL": "WARNING",
