@@ -368,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
     sim.set_defaults(fn=cmd_smsc_sim)
 
+    # The reference e-box service (adapters/kartpooshe/ebox): its own config section and database.
+    eb = sub.add_parser(
+        "ebox", help="reference e-box service (serve, migrate, company …)", add_help=False
+    )
+    eb.add_argument("ebox_args", nargs=argparse.REMAINDER)
+
     j = sub.add_parser("jwt", help="mint one agency JWT for trying the API")
     j.add_argument("key_id")
     j.add_argument("--secret", default="", help="the key secret, or - to read it from stdin")
@@ -383,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return simulator.main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command == "ebox":
+        # A separate service with its own [ebox] section; it needs no gateway configuration.
+        from adapters.kartpooshe.ebox.cli import main as ebox_main
+
+        return ebox_main(args.config, args.ebox_args)
     try:
         cfg = load_config(args.config)
         fn: Callable[[Config, argparse.Namespace], int] = args.fn
