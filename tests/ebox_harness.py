@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -74,6 +75,8 @@ class StandInGateway:
     fail_events: int = 0
     # When set, every event POST gets this status (a final refusal such as 422).
     refuse_with: int = 0
+    # National codes the stand-in's "directory" has no number for (OTP answers 404).
+    unknown: set[str] = field(default_factory=set)
     otps: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     event_posts: int = 0
@@ -92,6 +95,8 @@ class StandInGateway:
             body = await check(request)
             if body is None:
                 return web.Response(status=401)
+            if body["national_code"] in self.unknown:
+                return web.json_response({"code": "unknown_citizen"}, status=404)
             self.otps.append(body)
             return web.json_response({"status": "sent"}, status=202)
 
@@ -243,3 +248,38 @@ async def deposit(
         s.put(url, data=mp, headers={"Authorization": f"Bearer {token}"}) as resp,
     ):
         return resp.status, await resp.json(content_type=None)
+
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    m = CSRF.search(html)
+    assert m, "no CSRF field on the page"
+    return m.group(1)
+
+
+async def http_login(
+    session: aiohttp.ClientSession, base: str, code: str, gateway: StandInGateway
+) -> str:
+    """Log in through the real forms; returns the session's CSRF token."""
+    async with session.get(f"{base}/login") as resp:
+        token = csrf_of(await resp.text())
+    async with session.post(
+        f"{base}/login", data={"csrf": token, "national_code": code}, allow_redirects=False
+    ) as resp:
+        assert resp.status == 303, await resp.text()
+    async with session.post(
+        f"{base}/login/code",
+        data={"csrf": token, "code": gateway.last_code(code)},
+        allow_redirects=False,
+    ) as resp:
+        assert resp.status == 303, await resp.text()
+    async with session.get(f"{base}/box/{code}") as resp:
+        assert resp.status == 200
+        return csrf_of(await resp.text())
+
+
+def browser_session() -> aiohttp.ClientSession:
+    # unsafe=True: the cookie jar must keep cookies for an IP address host (127.0.0.1).
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
