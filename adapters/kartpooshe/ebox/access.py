@@ -42,12 +42,3 @@ async def boxes_for(store: EboxStore, national_code: str) -> list[BoxAccess]:
         BoxAccess(o, "representative") for o in await store.access.companies_of(national_code)
     ]
     return boxes
-
-
-async def access_to(store: EboxStore, national_code: str, owner_id: str) -> BoxAccess | None:
-    """The caller's role on ``owner_id``'s box, or None (checked on every request: a revoked
-    attorney loses access at once, not at the end of their session)."""
-    for box in await boxes_for(store, national_code):
-        if box.owner_id == owner_id:
-            return box
-    return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 
 from aiohttp import web
 
@@ -106,6 +105,3 @@ def build_context(cfg: EboxConfig, store: EboxStore) -> Ebox:
         lease_seconds=cfg.event_timeout_seconds + 30,
     )
     return Ebox(cfg, store, client, outbox)
-
-
-__all__ = ["build_app", "build_context", "timedelta"]

@@ -136,6 +136,9 @@ async def representatives_submit(request: web.Request) -> web.StreamResponse:
         added = await access.add_representative(box.owner_id, code, user.national_code)
         done = "added" if added else "unchanged"
     elif action == "remove":
+        current = {g.national_code for g in await access.representatives_of(box.owner_id)}
+        if code not in current:
+            raise web.HTTPSeeOther(f"/box/{box.owner_id}/representatives?done=unchanged")
         if not await access.remove_representative(box.owner_id, code):
             raise PageError(
                 409,

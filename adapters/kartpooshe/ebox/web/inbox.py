@@ -1,6 +1,6 @@
 """The inbox pages: a box's letters, one letter (records the first opening), downloads, replies.
 
-Every request re-checks the caller's role on the box (access.access_to), so a revoked attorney
+Every request re-checks the caller's role on the box (access.boxes_for), so a revoked attorney
 or a removed representative loses access at their next click.
 """
 
@@ -13,7 +13,7 @@ import urllib.parse
 
 from aiohttp import web
 
-from adapters.kartpooshe.ebox.access import BoxAccess, access_to, boxes_for
+from adapters.kartpooshe.ebox.access import BoxAccess, boxes_for
 from adapters.kartpooshe.ebox.context import ebox
 from adapters.kartpooshe.ebox.metrics import OPENINGS, REPLIES
 from adapters.kartpooshe.ebox.models import Letter
@@ -251,6 +251,3 @@ def register(app: web.Application) -> None:
     app.router.add_get("/box/{owner}/letter/{letter_id}", letter_page)
     app.router.add_get("/box/{owner}/letter/{letter_id}/attachment/{n}", attachment)
     app.router.add_post("/box/{owner}/letter/{letter_id}/reply", reply)
-
-
-__all__ = ["access_to", "register"]

@@ -17,7 +17,7 @@ from adapters.kartpooshe.ebox import otp
 from adapters.kartpooshe.ebox.context import ebox
 from adapters.kartpooshe.ebox.gateway_client import OtpAnswer
 from adapters.kartpooshe.ebox.metrics import LOGINS
-from adapters.kartpooshe.ebox.web.html import csrf_field, esc, message, page
+from adapters.kartpooshe.ebox.web.html import csrf_field, message, page
 from adapters.kartpooshe.ebox.web.security import (
     LOGIN_COOKIE,
     PRE_CSRF_COOKIE,
@@ -207,6 +207,3 @@ def register(app: web.Application) -> None:
     app.router.add_get("/login/code", code_page)
     app.router.add_post("/login/code", code_submit)
     app.router.add_post("/logout", logout)
-
-
-__all__ = ["esc", "register"]
