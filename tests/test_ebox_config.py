@@ -65,6 +65,31 @@ def test_fail_fast_names_the_key(env: dict[str, str], key: str) -> None:
     assert err.value.key == key
 
 
+def test_tokens_from_files(tmp_path: Path) -> None:
+    (tmp_path / "g2e").write_text("g" * 40 + "\n")
+    (tmp_path / "e2g").write_text("e" * 40)
+    cfg = load_ebox_config(
+        None,
+        env={
+            "PAYAM_EBOX_DATABASE_URL": "postgresql://e@127.0.0.1/ebox",
+            "PAYAM_EBOX_GATEWAY_TO_EBOX_TOKEN_FILE": str(tmp_path / "g2e"),
+            "PAYAM_EBOX_EBOX_TO_GATEWAY_TOKEN_FILE": str(tmp_path / "e2g"),
+        },
+    )
+    assert cfg.gateway_to_ebox_token == "g" * 40
+    assert cfg.ebox_to_gateway_token == "e" * 40
+    with pytest.raises(ConfigError) as err:
+        load_ebox_config(
+            None,
+            env={
+                **TOKENS,
+                "PAYAM_EBOX_EBOX_TO_GATEWAY_TOKEN": "",
+                "PAYAM_EBOX_EBOX_TO_GATEWAY_TOKEN_FILE": str(tmp_path / "missing"),
+            },
+        )
+    assert err.value.key == "ebox.ebox_to_gateway_token_file"
+
+
 def test_unknown_key_in_file(tmp_path: Path) -> None:
     f = tmp_path / "p.toml"
     f.write_text("[ebox]\nprot = 1\n")

@@ -31,8 +31,12 @@ class EboxConfig:
     port: int = 8050
     # Base URL of the gateway, for POST /kartpooshe/v1/events and /kartpooshe/v1/otp.
     gateway_url: str = "http://127.0.0.1:8040"
-    # EBOX-PROTOCOL "Authentication": two distinct bearer secrets, 32+ characters each.
+    # EBOX-PROTOCOL "Authentication": two distinct bearer secrets, 32+ characters each, from a
+    # file (preferred: kept out of the config file and the environment) or directly; a value
+    # wins over a file.
+    gateway_to_ebox_token_file: str = ""
     gateway_to_ebox_token: str = ""
+    ebox_to_gateway_token_file: str = ""
     ebox_to_gateway_token: str = ""
     # Largest deposit (metadata plus attachments); larger gets 413 too_large.
     max_deposit_bytes: int = 26_214_400
@@ -75,7 +79,7 @@ def _validate(cfg: EboxConfig) -> None:
         if len(getattr(cfg, key)) < 32:
             raise ConfigError(
                 f"{SECTION}.{key}",
-                f"required, 32+ characters (set PAYAM_EBOX_{key.upper()})",
+                f"required, 32+ characters (in ebox.{key}_file or PAYAM_EBOX_{key.upper()})",
             )
     if cfg.gateway_to_ebox_token == cfg.ebox_to_gateway_token:
         raise ConfigError(f"{SECTION}.ebox_to_gateway_token", "must differ from the other token")
@@ -105,6 +109,17 @@ def _validate(cfg: EboxConfig) -> None:
         raise ConfigError(f"{SECTION}.log_level", "must be DEBUG, INFO, WARNING or ERROR")
 
 
+def _secret(cfg: EboxConfig, key: str) -> str:
+    value: str = getattr(cfg, key)
+    file: str = getattr(cfg, f"{key}_file")
+    if value or not file:
+        return value
+    try:
+        return Path(file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{SECTION}.{key}_file", f"cannot read: {exc.strerror}") from None
+
+
 def load_ebox_config(
     path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
 ) -> EboxConfig:
@@ -130,6 +145,11 @@ def load_ebox_config(
             key = env_name[len(prefix) :].lower()
             raise ConfigError(f"{SECTION}.{key}", f"unknown key (from {env_name})")
     cfg: EboxConfig = _build_section(SECTION, EboxConfig, raw, env)
+    cfg = dataclasses.replace(
+        cfg,
+        gateway_to_ebox_token=_secret(cfg, "gateway_to_ebox_token"),
+        ebox_to_gateway_token=_secret(cfg, "ebox_to_gateway_token"),
+    )
     _validate(cfg)
     return cfg
 
