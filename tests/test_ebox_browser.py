@@ -92,12 +92,14 @@ async def test_inbox_login_open_download_reply_attorney(
     assert jalali in text
     assert "خوانده‌نشده" in text
     await no_horizontal_overflow(page)
+    await page.screenshot(path=str(tmp_path / "list.png"), full_page=True)
 
     # 3. Opening it sends "opened" (first opening only) to the gateway.
     await item.locator("a").click()
     await page.wait_for_selector("article h1")
     assert meta["subject"] in await page.inner_text("article")
     await no_horizontal_overflow(page)
+    await page.screenshot(path=str(tmp_path / "letter.png"), full_page=True)
     (opened,) = await gateway_standin.wait_events(1)
     assert (opened["type"], opened["letter_id"], opened["actor"]) == (
         "opened",
