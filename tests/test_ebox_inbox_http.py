@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -220,3 +221,25 @@ async def test_login_metrics(ebox: RunningEbox, gateway_standin: StandInGateway)
         text = await resp.text()
     assert 'payam_ebox_logins_total{outcome="success"}' in text
     assert 'payam_ebox_logins_total{outcome="code_sent"}' in text
+
+
+async def test_no_reply_when_the_letter_takes_none(
+    ebox: RunningEbox, gateway_standin: StandInGateway
+) -> None:
+    owner = national_code(3002)
+    meta = letter_metadata(owner, reply_allowed=False)
+    await deposit(ebox.url, meta)
+    async with browser_session() as s:
+        csrf = await http_login(s, ebox.url, owner, gateway_standin)
+        url = f"{ebox.url}/box/{owner}/letter/{meta['letter_id']}"
+        async with s.get(url) as resp:
+            page = await resp.text()
+        assert "این نامه پاسخ نمی‌پذیرد" in page
+        assert "/reply" not in page
+        async with s.post(f"{url}/reply", data={"csrf": csrf, "text": "سلام"}) as resp:
+            assert resp.status == 403
+    assert await ebox.store.letters.replies(meta["letter_id"]) == []
+    (opened,) = await gateway_standin.wait_events(1)
+    assert opened["type"] == "opened"
+    await asyncio.sleep(0.5)
+    assert len(gateway_standin.events) == 1  # no replied event
