@@ -383,17 +383,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # `payam [--config FILE] ebox …`: a separate service with its own [ebox] section and its own
+    # arguments (and --help); it needs no gateway configuration.
+    from adapters.kartpooshe.ebox.cli import main as ebox_main
+    from adapters.kartpooshe.ebox.cli import split_argv
+
+    if (ebox_argv := split_argv(argv)) is not None:
+        return ebox_main(*ebox_argv)
     if argv[:1] == ["smsc-sim"]:
         # The simulator has its own options (and needs no gateway configuration).
         from adapters.sms import simulator
 
         return simulator.main(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command == "ebox":
-        # A separate service with its own [ebox] section; it needs no gateway configuration.
-        from adapters.kartpooshe.ebox.cli import main as ebox_main
-
-        return ebox_main(args.config, args.ebox_args)
     try:
         cfg = load_config(args.config)
         fn: Callable[[Config, argparse.Namespace], int] = args.fn

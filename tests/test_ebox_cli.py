@@ -65,6 +65,39 @@ def test_company_add_representative(ebox_database_url: str) -> None:
     assert "LEGAL_ID" in bad.stderr
 
 
+def test_config_file_and_help(ebox_database_url: str, tmp_path: Path) -> None:
+    toml = tmp_path / "payam.toml"
+    toml.write_text(
+        f'[http]\nport = 8041\n[ebox]\ndatabase_url = "{ebox_database_url}"\n'
+        f'gateway_to_ebox_token = "{G2E}"\nebox_to_gateway_token = "{E2G}"\n'
+    )
+    env = {k: v for k, v in _env(ebox_database_url).items() if not k.startswith("PAYAM_")}
+    company = legal_id()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "--config",
+            str(toml),
+            "ebox",
+            "company",
+            "representatives",
+            company,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"legal_id": company, "representatives": []}
+    helped = payam_ebox(env, "--help")
+    assert helped.returncode == 0
+    assert "add-representative" in payam_ebox(env, "company", "--help").stdout
+
+
 @pytest.mark.parametrize(
     ("extra", "key"),
     [

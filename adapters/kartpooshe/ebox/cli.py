@@ -22,8 +22,6 @@ import asyncpg
 import orjson
 
 from adapters.kartpooshe.ebox.config import load_ebox_config
-from adapters.kartpooshe.ebox.outbox import iso
-from adapters.kartpooshe.ebox.server import open_store
 from gateway.config import ConfigError
 from gateway.identity import is_valid_legal_id, is_valid_national_code, normalize_digits
 
@@ -49,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _company(cfg_path: str | None, args: argparse.Namespace) -> Any:
+    from adapters.kartpooshe.ebox.outbox import iso
+    from adapters.kartpooshe.ebox.server import open_store
+
     cfg = load_ebox_config(cfg_path)
     legal_id = normalize_digits(args.legal_id)
     if not is_valid_legal_id(legal_id):
@@ -77,6 +78,16 @@ async def _company(cfg_path: str | None, args: argparse.Namespace) -> Any:
         await store.pool.close()
 
 
+def split_argv(argv: list[str]) -> tuple[str | None, list[str]] | None:
+    """``(config path, e-box arguments)`` when ``argv`` is ``[--config FILE] ebox …``."""
+    config, rest = None, argv
+    if rest[:1] == ["--config"] and len(rest) >= 2:
+        config, rest = rest[1], rest[2:]
+    elif rest[:1] and rest[0].startswith("--config="):
+        config, rest = rest[0].split("=", 1)[1], rest[1:]
+    return (config, rest[1:]) if rest[:1] == ["ebox"] else None
+
+
 def main(config_path: str | None, argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -86,6 +97,8 @@ def main(config_path: str | None, argv: list[str]) -> int:
             run(load_ebox_config(config_path))
             return 0
         if args.command == "migrate":
+            from adapters.kartpooshe.ebox.server import open_store
+
             cfg = load_ebox_config(config_path)
 
             async def go() -> None:
