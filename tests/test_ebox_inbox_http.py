@@ -243,3 +243,30 @@ async def test_no_reply_when_the_letter_takes_none(
     assert opened["type"] == "opened"
     await asyncio.sleep(0.5)
     assert len(gateway_standin.events) == 1  # no replied event
+
+
+async def test_cookies_are_secure_behind_https(
+    ebox_database_url: str, ebox_pool: object, gateway_standin: StandInGateway
+) -> None:
+    from adapters.kartpooshe.ebox.app import build_app, build_context
+    from adapters.kartpooshe.ebox.store import EboxStore
+    from tests.ebox_harness import _serve, ebox_config
+
+    cfg = ebox_config(ebox_database_url, gateway_standin.url, PAYAM_EBOX_COOKIE_SECURE="true")
+    runner, url = await _serve(build_app(build_context(cfg, EboxStore(ebox_pool))))  # type: ignore[arg-type]
+    try:
+        async with aiohttp.ClientSession() as s, s.get(f"{url}/login") as resp:
+            cookie = resp.headers["Set-Cookie"]
+        assert "Secure" in cookie
+        assert "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+    finally:
+        await runner.cleanup()
+
+
+def test_ascii_fallback_of_download_names() -> None:
+    from adapters.kartpooshe.ebox.web.inbox import content_disposition
+
+    assert content_disposition("برگ تشخیص.pdf").startswith('attachment; filename="attachment.pdf"')
+    assert content_disposition("scan 1.png").startswith('attachment; filename="scan 1.png"')
+    assert "filename*=UTF-8''%D8%A8" in content_disposition("برگ.pdf")

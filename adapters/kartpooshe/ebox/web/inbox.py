@@ -47,7 +47,10 @@ def safe_filename(name: str) -> str:
 
 def content_disposition(name: str) -> str:
     safe = safe_filename(name)
-    ascii_name = safe.encode("ascii", "ignore").decode() or "attachment"
+    stem, dot, ext = safe.rpartition(".")
+    ascii_stem = (stem if dot else safe).encode("ascii", "ignore").decode().strip(" ._")
+    ascii_ext = ext.encode("ascii", "ignore").decode() if dot else ""
+    ascii_name = (ascii_stem or "attachment") + (f".{ascii_ext}" if ascii_ext else "")
     quoted = urllib.parse.quote(safe, safe="")
     # RFC 6266: an ASCII fallback plus the UTF-8 name (Persian file names) in filename*.
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
