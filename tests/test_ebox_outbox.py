@@ -107,3 +107,19 @@ async def test_gateway_down_keeps_event_pending_with_backoff(
     assert ebox.ctx.outbox.backoff(0) == 0.2
     assert ebox.ctx.outbox.backoff(3) == 1.6
     assert ebox.ctx.outbox.backoff(40) == ebox.ctx.config.event_retry_max_seconds
+
+
+async def test_events_of_one_letter_arrive_in_order(
+    ebox: RunningEbox, gateway_standin: StandInGateway
+) -> None:
+    gateway_standin.fail_events = 1  # the opening's first try fails; the reply must wait
+    letter_id = await _letter(ebox)
+    now = datetime.now(UTC)
+    await ebox.store.letters.mark_opened(letter_id, "owner", now)
+    ebox.ctx.outbox.wake()
+    await asyncio.sleep(0.05)
+    await ebox.store.letters.add_reply(letter_id, "owner", "پاسخ", None, datetime.now(UTC))
+    ebox.ctx.outbox.wake()
+    events = await gateway_standin.wait_events(2)
+    assert [e["type"] for e in events] == ["opened", "replied"]
+    assert events[1]["reply"]["attachments"] == []

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncpg
 
 from adapters.kartpooshe.ebox.models import Grant
-from adapters.kartpooshe.ebox.store.db import Q
+from adapters.kartpooshe.ebox.store.db import Q, transaction
 
 
 class Access:
     def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
         self._q = Q(pool)
 
     async def box_kind(self, owner_id: str) -> str | None:
@@ -96,14 +97,21 @@ class Access:
         return status.endswith(" 1")
 
     async def remove_representative(self, owner_id: str, national_code: str) -> bool:
-        """Remove one representative, never the last one (a company box must stay readable)."""
-        status = await self._q.execute(
-            "representative_remove",
-            """UPDATE representatives SET removed_at = now()
-               WHERE owner_id = $1 AND national_code = $2 AND removed_at IS NULL
-                 AND (SELECT count(*) FROM representatives
-                      WHERE owner_id = $1 AND removed_at IS NULL) > 1""",
-            owner_id,
-            national_code,
-        )
+        """Remove one representative, never the last one (a company box must stay readable).
+
+        The box row is locked first, so two representatives removing each other at once cannot
+        both succeed and leave the box with nobody."""
+        async with transaction(self._pool) as q:
+            await q.execute(
+                "box_lock", "SELECT 1 FROM boxes WHERE owner_id = $1 FOR UPDATE", owner_id
+            )
+            status = await q.execute(
+                "representative_remove",
+                """UPDATE representatives SET removed_at = now()
+                   WHERE owner_id = $1 AND national_code = $2 AND removed_at IS NULL
+                     AND (SELECT count(*) FROM representatives
+                          WHERE owner_id = $1 AND removed_at IS NULL) > 1""",
+                owner_id,
+                national_code,
+            )
         return status != "UPDATE 0"

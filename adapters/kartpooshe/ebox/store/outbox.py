@@ -19,13 +19,21 @@ class Outbox:
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[OutboxEvent]:
         """Due pending events, leased until ``lease_until`` so that a second e-box node (or a
-        slow try on this one) does not send the same event at the same time."""
+        slow try on this one) does not send the same event at the same time.
+
+        An event waits while an earlier one of the same letter is still pending: the gateway
+        builds the letter's evidence chain in arrival order (opened before replied)."""
         rows = await self._q.fetch(
             "events_claim",
             """UPDATE events SET next_attempt_at = $2
                WHERE event_id IN (
                    SELECT event_id FROM events
                    WHERE status = 'pending' AND next_attempt_at <= $1
+                     AND NOT EXISTS (
+                         SELECT 1 FROM events earlier
+                         WHERE earlier.letter_id = events.letter_id
+                           AND earlier.status = 'pending'
+                           AND (earlier.at, earlier.event_id) < (events.at, events.event_id))
                    ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
                RETURNING event_id, letter_id, type, at, actor, reply_id, attempts""",
             now,
