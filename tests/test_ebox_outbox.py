@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import uuid
 from datetime import UTC, datetime
 
 import aiohttp
@@ -28,6 +29,13 @@ async def _letter(ebox: RunningEbox, **over: object) -> str:
     return str(meta["letter_id"])
 
 
+async def _wait_status(ebox: RunningEbox, event_id: uuid.UUID, want: tuple[str, int]) -> None:
+    deadline = asyncio.get_running_loop().time() + 20
+    while (got := await ebox.store.outbox.status(event_id)) != want:
+        assert asyncio.get_running_loop().time() < deadline, got
+        await asyncio.sleep(0.05)
+
+
 async def test_opened_retried_until_accepted_and_delivered_once(
     ebox: RunningEbox, gateway_standin: StandInGateway
 ) -> None:
@@ -46,7 +54,8 @@ async def test_opened_retried_until_accepted_and_delivered_once(
     assert events[0]["actor"] == {"kind": "owner"}
     assert events[0]["at"].endswith("Z")
     assert "reply" not in events[0]
-    assert await ebox.store.outbox.status(event_id) == ("delivered", 3)
+    # The stand-in has answered; the e-box records the delivery just after.
+    await _wait_status(ebox, event_id, ("delivered", 3))
     await asyncio.sleep(1.0)  # several poll rounds: nothing is sent again
     assert gateway_standin.event_posts == 3
     assert gateway_standin.unauthorised == 0
@@ -82,10 +91,7 @@ async def test_final_refusal_is_kept_as_failed_not_retried(
     event_id = await ebox.store.letters.mark_opened(letter_id, "owner", datetime.now(UTC))
     assert event_id is not None
     ebox.ctx.outbox.wake()
-    deadline = asyncio.get_running_loop().time() + 20
-    while (await ebox.store.outbox.status(event_id)) != ("failed", 1):
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.05)
+    await _wait_status(ebox, event_id, ("failed", 1))
     await asyncio.sleep(1.0)
     assert gateway_standin.event_posts == 1
 
