@@ -31,7 +31,7 @@ REPLIES = Counter(
 EVENT_DELIVERIES = Counter(
     "payam_ebox_event_deliveries_total",
     "Tries to deliver an outbox event to the gateway, by type and outcome "
-    "(delivered, retry, failed).",
+    "(delivered, retry, final).",
     ["type", "outcome"],
     registry=REGISTRY,
 )
