@@ -8,12 +8,17 @@ import uuid
 from datetime import UTC, datetime
 
 import aiohttp
+import asyncpg
 
+from adapters.kartpooshe.ebox.app import build_app, build_context
+from adapters.kartpooshe.ebox.store import EboxStore
 from tests.ebox_harness import (  # noqa: F401  (fixtures)
     RunningEbox,
     StandInGateway,
+    _serve,
     deposit,
     ebox,
+    ebox_config,
     ebox_database_url,
     ebox_pool,
     gateway_standin,
@@ -129,3 +134,33 @@ async def test_events_of_one_letter_arrive_in_order(
     events = await gateway_standin.wait_events(2)
     assert [e["type"] for e in events] == ["opened", "replied"]
     assert events[1]["reply"]["attachments"] == []
+
+
+async def test_undelivered_events_survive_a_restart(
+    ebox_pool: asyncpg.Pool, ebox_database_url: str, gateway_standin: StandInGateway
+) -> None:
+    cfg = ebox_config(ebox_database_url, gateway_standin.url, PAYAM_EBOX_EVENT_TIMEOUT_SECONDS="2")
+    gateway_standin.fail_events = 10**6  # the gateway is down while the first e-box runs
+    first = build_context(cfg, EboxStore(ebox_pool))
+    runner, url = await _serve(build_app(first))
+    meta = letter_metadata(national_code(9292))
+    assert (await deposit(url, meta))[0] == 201
+    event_id = await first.store.letters.mark_opened(meta["letter_id"], "owner", datetime.now(UTC))
+    assert event_id is not None
+    first.outbox.wake()
+    await asyncio.sleep(0.5)
+    await runner.cleanup()  # the e-box stops with the event undelivered
+    status = await first.store.outbox.status(event_id)
+    assert status is not None
+    assert status[0] == "pending"
+    assert gateway_standin.events == []
+
+    gateway_standin.fail_events = 0
+    second = build_context(cfg, EboxStore(ebox_pool))
+    runner, _ = await _serve(build_app(second))
+    try:
+        # Within the backoff, or the claim lease if the stop cut a try short.
+        (event,) = await gateway_standin.wait_events(1, timeout=60)
+        assert event["event_id"] == str(event_id)
+    finally:
+        await runner.cleanup()

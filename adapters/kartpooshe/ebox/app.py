@@ -102,6 +102,7 @@ def build_context(cfg: EboxConfig, store: EboxStore) -> Ebox:
         retry_base_seconds=cfg.event_retry_base_seconds,
         retry_max_seconds=cfg.event_retry_max_seconds,
         poll_seconds=cfg.event_poll_seconds,
-        lease_seconds=cfg.event_timeout_seconds + 30,
+        # A claimed event returns to the queue after this if its node dies mid-try.
+        lease_seconds=cfg.event_timeout_seconds * 2 + 5,
     )
     return Ebox(cfg, store, client, outbox)
