@@ -270,3 +270,32 @@ def test_ascii_fallback_of_download_names() -> None:
     assert content_disposition("برگ تشخیص.pdf").startswith('attachment; filename="attachment.pdf"')
     assert content_disposition("scan 1.png").startswith('attachment; filename="scan 1.png"')
     assert "filename*=UTF-8''%D8%A8" in content_disposition("برگ.pdf")
+
+
+async def test_reply_attachment_must_be_pdf_or_image(
+    ebox: RunningEbox, gateway_standin: StandInGateway
+) -> None:
+    owner = national_code(3003)
+    meta = letter_metadata(owner)
+    await deposit(ebox.url, meta)
+    async with browser_session() as s:
+        csrf = await http_login(s, ebox.url, owner, gateway_standin)
+        url = f"{ebox.url}/box/{owner}/letter/{meta['letter_id']}/reply"
+
+        def form(name: str, ctype: str, data: bytes) -> aiohttp.FormData:
+            f = aiohttp.FormData()
+            f.add_field("csrf", csrf)
+            f.add_field("text", "پاسخ")
+            f.add_field("attachment", data, filename=name, content_type=ctype)
+            return f
+
+        async with s.post(url, data=form("a.pdf", "application/pdf", b"MZ\x90\x00" * 8)) as resp:
+            assert resp.status == 415
+            assert "PDF یا تصویر" in await resp.text()
+        assert await ebox.store.letters.replies(meta["letter_id"]) == []
+        # The type comes from the bytes, not from the browser's claim.
+        pdf = b"%PDF-1.4\n%%EOF\n"
+        async with s.post(url, data=form("x.png", "image/png", pdf)) as resp:
+            assert resp.status == 200
+    (reply,) = await ebox.store.letters.replies(meta["letter_id"])
+    assert (reply.attachment_type, reply.attachment_data) == ("application/pdf", pdf)

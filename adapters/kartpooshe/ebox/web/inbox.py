@@ -25,6 +25,7 @@ from adapters.kartpooshe.ebox.web.security import (
     html_response,
     require_user,
 )
+from adapters.kartpooshe.ebox.web.uploads import sniff
 from gateway.persian import normalize_letters
 
 log = logging.getLogger(__name__)
@@ -160,8 +161,9 @@ async def letter_page(request: web.Request) -> web.StreamResponse:
  class="card">{csrf_field(user.csrf)}<h2>پاسخ <span class="en">Reply</span></h2>
 <label for="text">متن پاسخ</label>
 <textarea id="text" name="text" maxlength="{cfg.reply_max_chars}" required></textarea>
-<label for="attachment">پیوست (اختیاری، حداکثر {max_mb} مگابایت)</label>
-<input type="file" id="attachment" name="attachment">
+<label for="attachment">پیوست (اختیاری، PDF یا تصویر، حداکثر {max_mb} مگابایت)</label>
+<input type="file" id="attachment" name="attachment"
+ accept="application/pdf,image/png,image/jpeg,image/gif,image/webp,image/tiff">
 <button type="submit">ارسال پاسخ</button></form>"""
     elif letter.reply_allowed:
         reply_form = message("ok", "وکیل نمی‌تواند پاسخ دهد.", "Attorneys may read, not reply.")
@@ -234,11 +236,14 @@ async def reply(request: web.Request) -> web.StreamResponse:
         if len(data) > ctx.config.reply_max_attachment_bytes:
             raise PageError(413, "پیوست بیش از حد بزرگ است.", "The attachment is too large.")
         if data:
-            upload = (
-                safe_filename(file.filename),
-                file.content_type or "application/octet-stream",
-                data,
-            )
+            media_type = sniff(data)
+            if media_type is None:
+                raise PageError(
+                    415,
+                    "پیوست باید PDF یا تصویر (PNG، JPEG، GIF، WebP، TIFF) باشد.",
+                    "The attachment must be a PDF or an image.",
+                )
+            upload = (safe_filename(file.filename), media_type, data)
     await ctx.store.letters.add_reply(letter.letter_id, box.role, text, upload, ctx.clock())
     REPLIES.labels(box.role).inc()
     ctx.outbox.wake()
