@@ -25,6 +25,7 @@ import orjson
 from gateway.config import Config, ConfigError, load_config
 from gateway.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from gateway.errors import Problem
+from gateway.letters.evidence import write_new_evidence_key
 from gateway.numbering import KINDS, Request
 from gateway.sealing import Sealer, SealError, write_new_key
 from gateway.services import Services, build_services
@@ -74,8 +75,7 @@ async def _with_services(cfg: Config, fn: Callable[[Services], Awaitable[Any]]) 
 def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
     from gateway.server import run
 
-    run(cfg, database_url(cfg), load_sealer(cfg))
-    return 0
+    return run(cfg, database_url(cfg), load_sealer(cfg), args.role)
 
 
 def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
@@ -94,6 +94,7 @@ def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_init(cfg: Config, args: argparse.Namespace) -> int:
     """Local setup, idempotent: master key, migrations, and a first admin token in a file."""
     created_key = write_new_key(cfg.security.master_key_file)
+    created_evidence_key = write_new_evidence_key(cfg.kartpooshe.evidence_key_file)
     cmd_migrate_quiet(cfg)
     token_file = Path(cfg.auth.admin_token_file)
     have_file = token_file.exists()
@@ -116,6 +117,8 @@ def cmd_init(cfg: Config, args: argparse.Namespace) -> int:
         {
             "master_key_file": cfg.security.master_key_file,
             "master_key_created": created_key,
+            "evidence_key_file": cfg.kartpooshe.evidence_key_file,
+            "evidence_key_created": created_evidence_key,
             "admin_token_file": str(token_file) if token_file.exists() else None,
             "admin_token_created": token is not None,
         }
@@ -280,13 +283,58 @@ def cmd_jwt(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_letters(cfg: Config, args: argparse.Namespace) -> int:
+    """Letter settings and office-automation SMTP credentials of an agency."""
+
+    async def go(svc: Services) -> Any:
+        agency_id = uuid.UUID(args.agency_id)
+        settings = svc.letter_settings
+        if args.action == "settings":
+            body: dict[str, Any] = {}
+            if args.from_address:
+                body["from_addresses"] = args.from_address
+            if args.office_mailbox is not None:
+                body["office_mailbox"] = args.office_mailbox
+            if args.reply_webhook_url is not None:
+                body["reply_webhook_url"] = args.reply_webhook_url
+            if args.deemed is not None:
+                body["deemed_delivery"] = (
+                    "on_open" if args.deemed == "on_open" else {"after_days": int(args.deemed)}
+                )
+            if not body:
+                await svc.agencies.get(agency_id)
+                return {"settings": await settings.get(agency_id)}
+            return {"settings": await settings.update(agency_id, body, actor=_actor())}
+        if args.action == "smtp-credential":
+            username, password = await settings.create_smtp_credential(
+                agency_id, args.username, actor=_actor()
+            )
+            return {"username": username, "password": password}
+        await settings.revoke_smtp_credential(agency_id, args.username, actor=_actor())
+        return {"revoked": args.username}
+
+    _print(asyncio.run(_with_services(cfg, go)))
+    return 0
+
+
+def cmd_verify_receipt(cfg: Config, args: argparse.Namespace) -> int:
+    from gateway.letters.receipt_cli import verify_receipt_file
+
+    return verify_receipt_file(args.file, args.public_key)
+
+
 # -- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="payam", description="Payam Iran gateway")
     p.add_argument("--config", help="TOML file (default: $PAYAM_CONFIG, else built-in defaults)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", help="run the HTTP gateway").set_defaults(fn=cmd_serve)
+    serve = sub.add_parser("serve", help="run the HTTP gateway")
+    serve.set_defaults(fn=cmd_serve)
+    # Set by the supervisor of http.workers > 1 (gateway/workers.py), not by people.
+    serve.add_argument(
+        "--role", choices=("single", "primary", "api"), default="single", help=argparse.SUPPRESS
+    )
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
     sub.add_parser(
         "init", help="local setup: master key, migrations, first admin token"
@@ -368,6 +416,38 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
     sim.set_defaults(fn=cmd_smsc_sim)
 
+    lt = sub.add_parser("letters", help="agency letter settings, SMTP credentials").add_subparsers(
+        dest="action", required=True
+    )
+    ls = lt.add_parser("settings", help="show, or change the given fields")
+    ls.add_argument("agency_id")
+    ls.add_argument(
+        "--from",
+        dest="from_address",
+        action="append",
+        help="office-automation From address (repeatable; replaces the list)",
+    )
+    ls.add_argument("--office-mailbox", dest="office_mailbox")
+    ls.add_argument("--reply-webhook-url", dest="reply_webhook_url")
+    ls.add_argument("--deemed", help="on_open, or a number of days after deposit")
+    lc = lt.add_parser("smtp-credential", help="create SMTP AUTH credentials (shown once)")
+    lc.add_argument("agency_id")
+    lc.add_argument("--username")
+    lr = lt.add_parser("revoke-smtp-credential")
+    lr.add_argument("agency_id")
+    lr.add_argument("username")
+    for name in ("settings", "smtp-credential", "revoke-smtp-credential"):
+        lt.choices[name].set_defaults(fn=cmd_letters)
+
+    vr = sub.add_parser("verify-receipt", help="verify a letter receipt offline (exit 0 = valid)")
+    vr.add_argument("file", help="receipt JSON (GET /v1/letters/{id}/receipt)")
+    vr.add_argument(
+        "--public-key",
+        dest="public_key",
+        help="the platform key: PEM, base64, or the JSON of GET /v1/keys/evidence",
+    )
+    vr.set_defaults(fn=cmd_verify_receipt)
+
     # The reference e-box service (adapters/kartpooshe/ebox): its own config section and database.
     eb = sub.add_parser(
         "ebox", help="reference e-box service (serve, migrate, company …)", add_help=False
@@ -383,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["verify-receipt"]:
+        # Offline: needs no gateway configuration, database or keys of its own.
+        args = build_parser().parse_args(argv)
+        return cmd_verify_receipt(load_config(None, env={}), args)
+
     # `payam [--config FILE] ebox …`: a separate service with its own [ebox] section and its own
     # arguments (and --help); it needs no gateway configuration.
     from adapters.kartpooshe.ebox.cli import main as ebox_main

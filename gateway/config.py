@@ -55,6 +55,9 @@ class HttpConfig:
     # peer is one of these (so a client cannot forge its address into the audit log).
     trusted_proxies: tuple[str, ...] = ()
     shutdown_drain_seconds: float = 10.0
+    # Processes serving HTTP on the port (SO_REUSEPORT): one per core on a machine that does
+    # nothing else. The first also runs dispatch and the SMPP binds (gateway/workers.py).
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,53 @@ class UssdConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class KartpoosheConfig:
+    # The e-box service (docs/KARTPOOSHE_PROTOCOL.md). Empty = letters are accepted and kept,
+    # but no delivery worker runs (nothing is deposited until a base URL is configured).
+    base_url: str = ""
+    # Bearer token the gateway presents to the e-box, and the one the e-box presents to us.
+    # From a file (preferred) or directly (PAYAM_KARTPOOSHE_*_TOKEN); the value wins if both.
+    gateway_to_ebox_token_file: str = ""
+    gateway_to_ebox_token: str = ""
+    ebox_to_gateway_token_file: str = ""
+    ebox_to_gateway_token: str = ""
+    # Mail domain of the e-box: office automation writes to <national-code>@<mail_domain>.
+    mail_domain: str = "ebox.payam.ir"
+    # Attachments: PDF and images only (checked by magic bytes), per file and per letter.
+    max_attachment_bytes: int = 10_485_760
+    max_total_bytes: int = 20_971_520
+    max_attachments: int = 10
+    # Deposit attempts (network errors, 5xx, 429, 401) with exponential backoff; after the
+    # last one the letter ends as "failed", never pending forever.
+    max_attempts: int = 10
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 900.0
+    request_timeout_seconds: float = 15.0
+    # Deemed-delivery default for agencies that set none: days after deposit (MISSION §3).
+    default_deemed_days: int = 10
+    # Ed25519 platform key that signs the evidence chain (PEM, PKCS#8). `payam init` creates it.
+    evidence_key_file: str = "var/evidence.key"
+    # Public keys (PEM) of retired evidence keys, still published so old receipts verify.
+    evidence_retired_public_key_files: tuple[str, ...] = ()
+    # Platform sender of one-time login codes (a 4040 number reserved for the platform).
+    otp_sender: str = "404000"
+    # One-time codes per national code per hour.
+    otp_max_per_hour: int = 5
+    # SMTP ingestion from agencies' office automation (aiosmtpd); port 0 = off.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 0
+    # TLS certificate and key for STARTTLS; empty = a self-signed pair under var/ (dev, tests).
+    smtp_cert_file: str = ""
+    smtp_key_file: str = ""
+    # Replies to office automation by outgoing SMTP: relay host and port, envelope sender.
+    reply_smtp_host: str = "127.0.0.1"
+    reply_smtp_port: int = 25
+    reply_from: str = "replies@ebox.payam.ir"
+    # Reply deliveries (webhook, SMTP) are retried with backoff for this many hours.
+    reply_retry_hours: int = 24
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorConfig:
     # Short name used in routing, metrics and receipts: mci, irancell, rightel, …
     name: str = ""
@@ -205,6 +255,7 @@ class Config:
     numbering: NumberingConfig = field(default_factory=NumberingConfig)
     sms: SmsConfig = field(default_factory=SmsConfig)
     ussd: UssdConfig = field(default_factory=UssdConfig)
+    kartpooshe: KartpoosheConfig = field(default_factory=KartpoosheConfig)
     # [[operators]] tables in the file, or PAYAM_OPERATORS as a JSON array of objects.
     operators: tuple[OperatorConfig, ...] = ()
 
@@ -315,6 +366,8 @@ def _validate(cfg: Config) -> None:
     if not 0 <= http.port <= 65535:
         raise ConfigError("http.port", "must be a TCP port (0 picks a free one)")
     positive("http.max_body_bytes", http.max_body_bytes)
+    if not 1 <= http.workers <= 64:
+        raise ConfigError("http.workers", f"must be 1..64, got {http.workers}")
     if cfg.log.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("log.level", "must be DEBUG, INFO, WARNING or ERROR")
     positive("auth.iat_skew_seconds", cfg.auth.iat_skew_seconds)
@@ -363,6 +416,33 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(
                 "ussd.smpp_codecs", "each entry is operator=codec (standard, vendor_session_tag)"
             )
+
+
+def _validate_kartpooshe(k: KartpoosheConfig) -> None:
+    if k.base_url and not k.base_url.startswith(("http://", "https://")):
+        raise ConfigError("kartpooshe.base_url", "must start with http:// or https://")
+    for key in ("max_attachment_bytes", "max_total_bytes", "max_attachments", "max_attempts"):
+        if getattr(k, key) <= 0:
+            raise ConfigError(f"kartpooshe.{key}", "must be positive")
+    if k.max_total_bytes < k.max_attachment_bytes:
+        raise ConfigError("kartpooshe.max_total_bytes", "must be >= max_attachment_bytes")
+    for key in ("retry_base_seconds", "retry_max_seconds", "request_timeout_seconds"):
+        if getattr(k, key) <= 0:
+            raise ConfigError(f"kartpooshe.{key}", "must be positive")
+    if not 1 <= k.default_deemed_days <= 365:
+        raise ConfigError("kartpooshe.default_deemed_days", "must be 1..365")
+    if "@" in k.mail_domain or "." not in k.mail_domain:
+        raise ConfigError("kartpooshe.mail_domain", "a domain name like ebox.payam.ir")
+    if not k.otp_sender.isdigit():
+        raise ConfigError("kartpooshe.otp_sender", "a 4040 number (digits)")
+    if k.otp_max_per_hour < 1:
+        raise ConfigError("kartpooshe.otp_max_per_hour", "must be >= 1")
+    if not 0 <= k.smtp_port <= 65535 or not 1 <= k.reply_smtp_port <= 65535:
+        raise ConfigError("kartpooshe.smtp_port", "must be a TCP port (0 = SMTP ingestion off)")
+    if bool(k.smtp_cert_file) != bool(k.smtp_key_file):
+        raise ConfigError("kartpooshe.smtp_key_file", "give both smtp_cert_file and smtp_key_file")
+    if k.reply_retry_hours < 1:
+        raise ConfigError("kartpooshe.reply_retry_hours", "must be >= 1")
 
 
 def _operators(raw: Any, env: Mapping[str, str]) -> tuple[OperatorConfig, ...]:
@@ -428,6 +508,7 @@ def load_config(
     }
     cfg = Config(**built, operators=operators)
     _validate(cfg)
+    _validate_kartpooshe(cfg.kartpooshe)
     return cfg
 
 

@@ -179,6 +179,50 @@ CATALOGUE: dict[str, ErrorKind] = {
     "mask_lookalike": ErrorKind(
         409, "The mask looks like another agency's mask", "نام فرستنده شبیه نام دستگاه دیگری است"
     ),
+    # Letters (Kartpooshe e-box; docs/KARTPOOSHE.md, docs/KARTPOOSHE_PROTOCOL.md)
+    "invalid_letter_recipient": ErrorKind(
+        422,
+        "Not a valid national code (person) or legal-entity ID (company)",
+        "کد ملی یا شناسه ملی گیرنده نامعتبر است",
+    ),
+    "malformed_multipart": ErrorKind(
+        400, "Send multipart/form-data with a JSON 'metadata' part", "بدنه چندبخشی نادرست است"
+    ),
+    "invalid_attachment": ErrorKind(422, "An attachment is invalid", "پیوست نامعتبر است"),
+    "unsupported_attachment": ErrorKind(
+        422, "Only PDF and image attachments are accepted", "فقط پیوست PDF و تصویر پذیرفته است"
+    ),
+    "attachment_too_large": ErrorKind(
+        413, "The attachments are too large", "حجم پیوست‌ها بیش از حد مجاز است"
+    ),
+    "too_many_attachments": ErrorKind(
+        422, "Too many attachments", "تعداد پیوست‌ها بیش از حد مجاز است"
+    ),
+    "invalid_tracking_number": ErrorKind(
+        422,
+        "Not a tracking number (mistyped: the check digit does not match)",
+        "شماره پیگیری نامعتبر است (رقم کنترل نادرست)",
+    ),
+    "smtp_username_taken": ErrorKind(
+        409, "This SMTP username is taken", "این نام کاربری SMTP قبلاً گرفته شده است"
+    ),
+    "unauthorised": ErrorKind(
+        401, "Wrong or missing e-box token", "توکن کارپوشه نادرست است یا داده نشده"
+    ),
+    "unknown_letter": ErrorKind(404, "No such letter", "چنین نامه‌ای وجود ندارد"),
+    "invalid_event": ErrorKind(422, "The event is invalid", "رویداد نامعتبر است"),
+    "reply_not_allowed": ErrorKind(
+        422, "This letter does not take replies", "این نامه پاسخ نمی‌پذیرد"
+    ),
+    "invalid_national_code": ErrorKind(422, "Not a valid national code", "کد ملی نامعتبر است"),
+    "unknown_citizen": ErrorKind(
+        404,
+        "The directory holds no mobile number for this citizen",
+        "شماره همراهی برای این شخص ثبت نیست",
+    ),
+    "too_many_codes": ErrorKind(
+        429, "Too many one-time codes for this person; try later", "درخواست کد بیش از حد مجاز است"
+    ),
 }
 
 

@@ -7,7 +7,37 @@ bounded whatever the traffic.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+from typing import Any
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client import Gauge as _Gauge
+
+
+def Gauge(*args: Any, **kwargs: Any) -> _Gauge:  # noqa: N802 - reads like the class it makes
+    """A gauge that adds up over the live processes when ``http.workers`` > 1
+    (gateway/workers.py): each process reports its own share (its binds, its window), and the
+    values of a process that died are dropped. With one process it is a plain gauge."""
+    kwargs.setdefault("multiprocess_mode", "livesum")
+    return _Gauge(*args, **kwargs)
+
+
+def scrape() -> bytes:
+    """The text exposition for ``GET /metrics``: with several worker processes, every metric
+    read from prometheus-client's multiprocess files, so any process answers for all."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
 
 HTTP_REQUESTS = Counter(
     "payam_http_requests_total",
@@ -111,4 +141,51 @@ USSD_REMOTE = Counter(
     "payam_ussd_remote_calls_total",
     "Calls to agencies' remote-screen endpoints, by outcome (ok, timeout, http_5xx, …).",
     ["outcome"],
+)
+
+# -- Letters (Kartpooshe e-box) ------------------------------------------------------------------
+LETTERS_ACCEPTED = Counter(
+    "payam_letters_accepted_total",
+    "Letters committed, by agency and source (api, smtp).",
+    ["agency", "channel"],
+)
+LETTERS_BY_STATE = Gauge(
+    "payam_letters",
+    "Letters accepted in the last 30 days, by current state (accepted, deposited, notified, "
+    "opened, replied, failed) and agency.",
+    ["agency", "outcome"],
+)
+LETTER_DEPOSITS = Counter(
+    "payam_letters_deposits_total",
+    "Deposit attempts at the e-box, by outcome (deposited, retried, failed, test).",
+    ["outcome"],
+)
+LETTER_TIME_TO_OPEN = Histogram(
+    "payam_letters_time_to_open_seconds",
+    "Deposit to the citizen's first opening of a letter.",
+    buckets=(60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400),
+)
+LETTER_EBOX_EVENTS = Counter(
+    "payam_letters_ebox_events_total",
+    "Events from the e-box, by kind (opened, replied) and outcome (applied, repeat, refused).",
+    ["kind", "outcome"],
+)
+LETTER_OTPS = Counter(
+    "payam_letters_otp_total",
+    "One-time login codes asked for by the e-box, by outcome (sent, unknown, limited).",
+    ["outcome"],
+)
+LETTER_SMTP_SESSIONS = Counter(
+    "payam_letters_smtp_sessions_total",
+    "SMTP ingestion sessions opened.",
+)
+LETTER_SMTP_REJECTIONS = Counter(
+    "payam_letters_smtp_rejections_total",
+    "SMTP ingestion refusals, by reply code (530, 535, 550, 552, 553, 554).",
+    ["reason"],
+)
+LETTER_REPLY_DELIVERIES = Counter(
+    "payam_letters_reply_deliveries_total",
+    "Deliveries of citizens' replies to agencies, by channel (webhook, smtp) and outcome.",
+    ["channel", "outcome"],
 )

@@ -1,12 +1,13 @@
 """Group commit for single messages: the hot path of POST /v1/messages.
 
 Each request is checked on its own (token signature, fields, recipient, sender, parts); what
-needs the database is done for many requests at once, in ONE transaction: record the tokens'
-``jti`` (replays refused), re-check that keys are live and agencies active, that senders are
-still allocated, opt-outs, duplicates and quotas, then insert messages, queue rows and events.
-Every request gets its own answer — 202 only once that transaction has committed, or its own
-refusal code. Under load this turns ~8 round trips and a commit per message into a handful per
-batch; idle, a request is committed at once with no added wait.
+needs the database is done for many requests at once, in ONE call and one transaction
+(``payam_accept_messages``, migration accept_function): record the tokens' ``jti`` (replays
+refused), re-check that keys are live and agencies active, that senders are still allocated,
+opt-outs, duplicates and quotas, then insert messages and queue rows. Every request gets its
+own answer — 202 only once that transaction has committed, or its own refusal code. Under
+load this turns ~8 round trips and a commit per message into one round trip per batch; idle,
+a request is committed at once with no added wait.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -45,10 +45,6 @@ class Pending:
     )
 
 
-class _OverQuota(Exception):
-    """A group went over its quota in the optimistic pass: roll back, admit one by one."""
-
-
 def _dup_key(p: Pending) -> tuple[uuid.UUID, str, str]:
     return (p.message.agency_id, p.message.recipient, p.message.body)
 
@@ -62,9 +58,12 @@ class SendPipeline:
     the next batch is already being admitted and inserted, so the event loop is not idle.
 
     Two batches in flight must not hide a duplicate or a replay from each other (READ
-    COMMITTED does not see the other's rows), so a request whose text-and-recipient or token
-    id is in a batch still in flight waits for the next batch. Quota rows are locked in one
-    order (agency, day) so that two transactions never deadlock on them."""
+    COMMITTED does not see the other's rows). In the database, the jti's primary key and an
+    advisory lock per (agency, recipient, text) make the second wait for the first's commit,
+    which also holds between processes and nodes; here, a request whose text-and-recipient or
+    token id is in a batch still in flight waits for the next batch, so that it does not wait
+    on a lock inside the database. Quota rows are locked in one order (agency, day) so that
+    two transactions never deadlock on them."""
 
     IN_FLIGHT = 2
 
@@ -120,10 +119,7 @@ class SendPipeline:
 
     async def _settle(self, batch: list[Pending]) -> None:
         try:
-            try:
-                refused = await self._commit(batch, optimistic=True)
-            except _OverQuota:
-                refused = await self._commit(batch, optimistic=False)
+            refused = await self._commit(batch)
         except Exception as exc:
             log.exception("send batch of %d failed", len(batch))
             for p in batch:
@@ -141,104 +137,43 @@ class SendPipeline:
                     )
                 p.result.set_exception(problem)
 
-    async def _commit(self, batch: list[Pending], *, optimistic: bool) -> dict[int, Problem]:
-        """One transaction for the batch. ``optimistic``: quotas are counted per group as the
-        last statement, so the per-agency usage row is locked only until the commit; if a
-        group would go over, the transaction rolls back and the batch runs again with quotas
-        counted first and one request at a time (arrival order decides who gets the rest)."""
+    async def _commit(self, batch: list[Pending]) -> dict[int, Problem]:
+        """One database call, one transaction, for the whole batch (``accept_many``): token
+        ids recorded, keys, agencies, senders and opt-outs checked, duplicates, messages and
+        queue rows inserted, quotas counted last in (agency, day) order."""
+        codes, created = await self._store.messages.accept_many(
+            [p.message for p in batch],
+            jtis=[p.use.jti for p in batch],
+            expires=[p.use.expires for p in batch],
+            check_opt_out=[p.check_opt_out for p in batch],
+            duplicate_since=[p.duplicate_since for p in batch],
+            days=[p.day for p in batch],
+            quotas=[p.quota for p in batch],
+        )
         refused: dict[int, Problem] = {}
-
-        def refuse(p: Pending, problem: Problem) -> None:
-            refused.setdefault(id(p), problem)
-
-        async with self._store.transaction() as tx:
-            # 1. In one round trip: token ids (replays refused), keys and agencies still live,
-            #    senders still allocated (Art 3), opt-outs.
-            checks = await tx.messages.admission(
-                [p.use.principal.key.key_id for p in batch],
-                [p.use.jti for p in batch],
-                [p.use.expires for p in batch],
-                [p.message.agency_id for p in batch],
-                [p.message.sender for p in batch],
-                [p.message.recipient for p in batch],
-                [p.check_opt_out for p in batch],
-            )
-            seen: set[tuple[str, str]] = set()
-            for p, (fresh, live, active, sender_ok, opted) in zip(batch, checks, strict=True):
-                k = _jti_key(p)
-                if not fresh or k in seen:  # a jti twice in this batch is a replay too
-                    refuse(p, Problem("token_replayed", "every request needs a fresh jti"))
-                seen.add(k)
-                if not live:
-                    refuse(p, Problem("key_revoked"))
-                if not active:
-                    refuse(p, Problem("agency_suspended"))
-                if not sender_ok:
-                    refuse(p, Problem("sender_not_registered", "the sender was released"))
-                if opted:
-                    refuse(
-                        p,
-                        Problem(
-                            "recipient_opted_out",
-                            "the recipient opted out of this agency's messages",
-                        ),
-                    )
-            todo = [p for p in batch if id(p) not in refused]
-            # 2. Duplicates (same agency, recipient and text recently, or twice in this batch).
-            dup_check = [p for p in todo if p.duplicate_since is not None]
-            if dup_check:
-                since = min(p.duplicate_since for p in dup_check if p.duplicate_since)
-                dups = await tx.messages.duplicates_among(
-                    [p.message.agency_id for p in dup_check],
-                    [p.message.recipient for p in dup_check],
-                    [p.message.body for p in dup_check],
-                    since,
-                )
-                first: dict[tuple[uuid.UUID, str, str], Pending] = {}
-                for i, p in enumerate(dup_check):
-                    dk = _dup_key(p)
-                    if i in dups or dk in first:
-                        refuse(p, Problem("duplicate_message", "same text to the same recipient"))
-                    first.setdefault(dk, p)
-            todo = [p for p in todo if id(p) not in refused]
-            # 3. Quotas, per agency and day, counted in fragments; rows locked in sorted order.
-            groups: dict[tuple[uuid.UUID, date], list[Pending]] = defaultdict(list)
-            for p in todo:
-                groups[(p.message.agency_id, p.day)].append(p)
-            ordered = sorted(groups.items(), key=lambda g: (str(g[0][0]), g[0][1]))
-            if not optimistic:
-                for (agency_id, day), items in ordered:
-                    quota = items[0].quota
-                    total = sum(p.message.parts for p in items)
-                    if await tx.messages.reserve_fragments(agency_id, day, total, quota):
-                        continue
-                    for p in items:  # over quota as a group: admit one by one, in order
-                        if not await tx.messages.reserve_fragments(
-                            agency_id, day, p.message.parts, quota
-                        ):
-                            refuse(
-                                p,
-                                Problem(
-                                    "daily_quota_exceeded", f"daily quota of {quota} fragments"
-                                ),
-                            )
-                todo = [p for p in todo if id(p) not in refused]
-            created = await tx.messages.insert_many([p.message for p in todo]) if todo else {}
-            if optimistic:
-                for (agency_id, day), items in ordered:
-                    total = sum(p.message.parts for p in items)
-                    if not await tx.messages.reserve_fragments(
-                        agency_id, day, total, items[0].quota
-                    ):
-                        raise _OverQuota
-            due = [p for p in todo if p.message.send_at is None]
-            if due:
-                await tx.messages.notify_queued(any(p.message.priority == 0 for p in due))
-        for p in todo:
+        for p, code in zip(batch, codes, strict=True):
+            if code is not None:
+                refused[id(p)] = _problem(code, p)
+                continue
             m = p.message
             SMS_ACCEPTED.labels(str(m.agency_id), PRIORITY_NAMES[m.priority]).inc()
-            p.result.set_result(orjson.dumps(accepted_view(m, created[m.id])))
+            p.result.set_result(orjson.dumps(accepted_view(m, created)))
         return refused
+
+
+_DETAILS = {
+    "token_replayed": "every request needs a fresh jti",
+    "sender_not_registered": "the sender was released",
+    "recipient_opted_out": "the recipient opted out of this agency's messages",
+    "duplicate_message": "same text to the same recipient",
+}
+
+
+def _problem(code: str, p: Pending) -> Problem:
+    if code == "daily_quota_exceeded":
+        return Problem(code, f"daily quota of {p.quota} fragments")
+    detail = _DETAILS.get(code)
+    return Problem(code, detail) if detail else Problem(code)
 
 
 _AUTH_CODES = frozenset({"token_replayed", "key_revoked", "agency_suspended"})

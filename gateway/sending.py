@@ -355,6 +355,15 @@ class SendingService:
     ) -> tuple[int, bytes]:
         try:
             return await self.accept(principal, raw_body, body, key)
+        except Problem:
+            # A concurrent request with the same key may have committed between our replay
+            # check and a policy check that now sees its message (a "duplicate" of itself):
+            # the same key and body must get the same answer, so the stored one wins.
+            if key is not None:
+                stored = await self._replay(principal.agency.id, key, raw_body)
+                if stored is not None:
+                    return stored
+            raise
         except _Raced:
             # A concurrent request with the same key committed first: answer as it did.
             assert key is not None

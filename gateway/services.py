@@ -9,6 +9,10 @@ from gateway.auth import Authenticator
 from gateway.batches import BatchService
 from gateway.config import Config
 from gateway.credentials import CredentialService
+from gateway.letters.chain import EvidenceChain
+from gateway.letters.lifecycle import Lifecycle
+from gateway.letters.service import LetterService
+from gateway.letters.settings import LetterSettingsService
 from gateway.numbering import NumberingPlan, NumberingService
 from gateway.recipients import CitizenDirectory, LocalDirectory
 from gateway.routing import Router
@@ -31,6 +35,8 @@ class Services:
     sending: SendingService
     batches: BatchService
     router: Router
+    letters: LetterService
+    letter_settings: LetterSettingsService
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
@@ -39,6 +45,10 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
     sending = SendingService(store, config.sms, directory)
     auth = Authenticator(store, credentials, iat_skew_seconds=config.auth.iat_skew_seconds)
     sending.pipeline = SendPipeline(store, auth)
+    kp = config.kartpooshe
+    chain = EvidenceChain(kp.evidence_key_file, kp.evidence_retired_public_key_files)
+    letters = LetterService(store, kp, chain, kp.mail_domain, sending.senders)
+    letters.lifecycle = Lifecycle(store, chain, kp, directory)
     return Services(
         config=config,
         store=store,
@@ -51,4 +61,6 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         sending=sending,
         batches=BatchService(store, sending, directory),
         router=Router(config.operators),
+        letters=letters,
+        letter_settings=LetterSettingsService(store, kp.default_deemed_days),
     )

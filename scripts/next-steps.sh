@@ -24,6 +24,10 @@ cat <<TXT
     curl -H "Authorization: Bearer \$(.venv/bin/payam jwt <key id> --secret <secret>)" http://127.0.0.1:${port}/v1/messages/<id>
   A citizen replies (the simulator injects an MO SMS to the agency's number):
     curl -d '{"from": "989121234567", "to": "404012", "text": "۱۱"}' http://127.0.0.1:2776/mo
+  Send a letter to an e-box (it waits as "accepted" until [kartpooshe] base_url names an e-box):
+    curl -H "Authorization: Bearer \$(.venv/bin/payam jwt <key id> --secret <secret>)" \\
+         -F 'metadata={"recipient":{"kind":"person","id":"0076229645"},"subject":"ابلاغیه","body":"متن"};type=application/json' \\
+         -F 'attachment=@letter.pdf;type=application/pdf' http://127.0.0.1:${port}/v1/letters
   Admin API:
     curl -H "Authorization: Bearer \$(cat ${token_file})" http://127.0.0.1:${port}/admin/v1/agencies
 

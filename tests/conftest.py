@@ -97,7 +97,7 @@ _TABLES = (
     "agencies, api_keys, jwt_replay, admin_tokens, numbering, audit_log, batches, messages, "
     "queue, message_events, message_parts, receipts_inbox, idempotency_keys, opt_outs, "
     "daily_usage, portability, citizens, replies, mo_fragments, callbacks, ussd_menus, "
-    "ussd_sessions"
+    "ussd_sessions, ebox_otp_sent"
 )
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -17,6 +18,7 @@ from gateway.api.app import build_app
 from gateway.numbering import Request
 from gateway.persian import TEHRAN
 from gateway.services import Services, build_services
+from gateway.store import Store
 from tests.conftest import agency_jwt, make_agency, make_key
 
 MSISDN = "+989121234567"
@@ -294,8 +296,8 @@ async def test_concurrent_duplicates_accept_exactly_one(tax: Agency) -> None:
 
 
 async def test_concurrent_sends_respect_quota_exactly(services: Services, client: Any) -> None:
-    """Quota counted last and optimistically; a group that goes over is rolled back and
-    admitted one by one, so exactly the quota is accepted and counted."""
+    """Quota counted last, per group; a group that would go over is admitted one by one and
+    the rest taken back out, so exactly the quota is accepted and counted."""
     a = await _agency(services, client, daily_fragment_quota=10)
     results = await asyncio.gather(
         *(a.send({"to": f"+98912000{i:04d}", "text": f"notice {i}"}) for i in range(30))
@@ -318,3 +320,27 @@ async def test_concurrent_agencies_do_not_deadlock(services: Services, client: A
     assert {r[0] for r in results} == {202}
     assert await a.messages() == 40
     assert await b.messages() == 40
+
+
+async def test_duplicates_caught_across_gateway_processes(
+    tax: Agency, config: Any, sealer: Any, aiohttp_client: Any, database_url: str
+) -> None:
+    """Two gateway processes (here: two apps with their own pools and pipelines) share one
+    database; neither sees the other's batches in flight, so only the database can catch the
+    same text to the same recipient sent to both at once (an advisory lock per text and
+    recipient, migration accept_function)."""
+    pool2 = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    assert pool2 is not None
+    try:
+        other = build_services(config, Store(pool2), sealer)
+        client2 = await aiohttp_client(build_app(other))
+        twin = Agency(other, client2, tax.id, tax.key)
+        for round_ in range(5):
+            text = f"once across nodes {round_}"
+            results = await asyncio.gather(
+                *((tax if i % 2 else twin).send({"to": MSISDN, "text": text}) for i in range(20))
+            )
+            assert sorted(r[0] for r in results) == [202] + [409] * 19, round_
+        assert await tax.messages() == 5
+    finally:
+        await pool2.close()

@@ -40,6 +40,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env.update(
         PAYAM_SECURITY_MASTER_KEY_FILE=str(tmp_path / "master.key"),
         PAYAM_AUTH_ADMIN_TOKEN_FILE=str(tmp_path / "admin.token"),
+        PAYAM_KARTPOOSHE_EVIDENCE_KEY_FILE=str(tmp_path / "evidence.key"),
         PYTHONPATH=str(ROOT),
     )
     env.update(extra)

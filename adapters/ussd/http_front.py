@@ -20,7 +20,7 @@ from aiohttp import web
 from adapters.ussd.menus import Limits
 from adapters.ussd.remote import RemoteCaller
 from adapters.ussd.sessions import Reply, SessionEngine
-from gateway.api.http import SERVICES, periodic
+from gateway.api.http import BACKGROUND, SERVICES, periodic
 from gateway.errors import Problem
 from gateway.recipients import normalize_msisdn
 from gateway.store.ussd import SessionKey
@@ -55,6 +55,9 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
             before = datetime.now(UTC) - timedelta(seconds=2 * cfg.idle_timeout_seconds)
             await svc.store.ussd.purge_idle(before)
 
+        if not app[BACKGROUND]:
+            yield
+            return
         async with periodic(_PURGE_INTERVAL, purge, "purging idle USSD sessions"):
             yield
 

@@ -10,16 +10,19 @@ from aiohttp import web
 from adapters.ussd import http_front as ussd_http
 from gateway.api import (
     admin_agencies,
+    admin_letters,
     admin_numbering,
     admin_routing,
     admin_ussd,
     batches,
     health,
+    kartpooshe,
+    letters,
     me,
     messages,
     openapi,
 )
-from gateway.api.http import DRAINING, SERVICES, periodic, problem_middleware
+from gateway.api.http import BACKGROUND, DRAINING, SERVICES, periodic, problem_middleware
 from gateway.services import Services
 
 log = logging.getLogger(__name__)
@@ -40,7 +43,9 @@ async def _start_draining(app: web.Application) -> None:
     app[DRAINING][0] = True
 
 
-def build_app(services: Services) -> web.Application:
+def build_app(services: Services, *, background: bool = True) -> web.Application:
+    """``background``: also run this process's share of periodic jobs (False in HTTP-only
+    worker processes, gateway/workers.py)."""
     app = web.Application(
         middlewares=[problem_middleware],
         # Batches may be larger; every other route checks http.max_body_bytes itself.
@@ -50,12 +55,16 @@ def build_app(services: Services) -> web.Application:
     )
     app[SERVICES] = services
     app[DRAINING] = [False]
+    app[BACKGROUND] = background
     for module in (
         health,
         me,
         messages,
         batches,
+        letters,
+        kartpooshe,
         admin_agencies,
+        admin_letters,
         admin_numbering,
         admin_routing,
         admin_ussd,
@@ -63,6 +72,7 @@ def build_app(services: Services) -> web.Application:
         openapi,
     ):
         module.register(app)
-    app.cleanup_ctx.append(_purge_seen_tokens)
+    if background:
+        app.cleanup_ctx.append(_purge_seen_tokens)
     app.on_shutdown.append(_start_draining)
     return app

@@ -6,9 +6,10 @@ import asyncio
 import logging
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.api.http import DRAINING, json_response, services
+from gateway.metrics import scrape
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text exposition."""
-    body = generate_latest()
+    body = scrape()
     resp = web.Response(body=body)
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", Services)
 DRAINING = web.AppKey("draining", list[bool])
+# False in HTTP-only worker processes (gateway/workers.py): periodic jobs run in one process.
+BACKGROUND = web.AppKey("background", bool)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

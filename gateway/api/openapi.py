@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import __version__
+from gateway.api import openapi_letters
 from gateway.api.http import json_response
 from gateway.errors import CATALOGUE
 
@@ -800,6 +801,7 @@ def spec() -> dict[str, Any]:
             )
         },
     }
+    paths.update(openapi_letters.paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -812,7 +814,7 @@ def spec() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **openapi_letters.schemas()},
             "securitySchemes": {
                 "agencyJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "ussdSecret": {
@@ -820,6 +822,11 @@ def spec() -> dict[str, Any]:
                     "in": "header",
                     "name": "X-Payam-Ussd-Secret",
                     "description": "per-operator shared secret (ussd.http_secrets)",
+                },
+                "eboxToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "kartpooshe.ebox_to_gateway_token (the e-box's secret)",
                 },
                 "adminToken": {
                     "type": "http",

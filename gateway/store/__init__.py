@@ -16,6 +16,7 @@ from gateway.store.audit import AuditStore
 from gateway.store.callbacks import CallbackStore
 from gateway.store.credentials import CredentialStore
 from gateway.store.db import Executor, transaction
+from gateway.store.letters import LetterStore
 from gateway.store.messages import MessageStore
 from gateway.store.numbering import NumberingStore
 from gateway.store.queue import QueueStore
@@ -38,6 +39,7 @@ class Store:
         self.replies = ReplyStore(self.db)
         self.callbacks = CallbackStore(self.db)
         self.ussd = UssdStore(self.db)
+        self.letters = LetterStore(self.db)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:

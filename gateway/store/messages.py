@@ -125,108 +125,41 @@ class MessageStore:
         )
         return int(n)
 
-    async def insert_many(self, rows: list[NewMessage]) -> dict[uuid.UUID, datetime]:
-        """Many single messages in one statement (the send pipeline's group commit)."""
-        cols = [[getattr(m, f) for m in rows] for f in _MESSAGE_FIELDS]
-        found = await self._db.fetch(
-            "message_insert_many",
-            """WITH m AS (
-                   INSERT INTO messages (id, agency_id, batch_id, key_id, is_test, recipient,
-                       sender, body, encoding, parts, priority, mandatory, status, send_at,
-                       valid_until, client_ref, callback_url)
-                   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
-                       $5::bool[], $6::text[], $7::text[], $8::text[], $9::text[],
-                       $10::smallint[], $11::smallint[], $12::bool[], $13::text[],
-                       $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[])
-                   RETURNING id, agency_id, priority, status, created_at),
-               q AS (INSERT INTO queue (message_id, lane, agency_id, vt)
-                     SELECT m.id, m.priority, m.agency_id, t.vt
-                     FROM m JOIN unnest($1::uuid[], $18::timestamptz[]) AS t(id, vt)
-                       ON t.id = m.id)
-               SELECT id, created_at FROM m""",
-            *cols,
-            [m.vt for m in rows],
-        )
-        return {r["id"]: r["created_at"] for r in found}
-
-    async def admission(
+    async def accept_many(
         self,
-        key_ids: list[str],
+        rows: list[NewMessage],
+        *,
         jtis: list[str],
         expires: list[datetime],
-        agency_ids: list[uuid.UUID],
-        senders: list[str],
-        msisdns: list[str],
         check_opt_out: list[bool],
-    ) -> list[tuple[bool, bool, bool, bool, bool]]:
-        """For each request of a send batch, in one round trip: (token id new, key not
-        revoked, agency active, sender still allocated, recipient opted out). Records the
-        token ids."""
-        rows = await self._db.fetch(
-            "send_admission",
-            """WITH t AS (
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::uuid[],
-                                        $5::text[], $6::text[], $7::bool[])
-                   WITH ORDINALITY AS t(k, j, x, a, s, r, c, i)),
-               jt AS (
-                   INSERT INTO jwt_replay (key_id, jti, expires_at)
-                   SELECT DISTINCT ON (k, j) k, j, x FROM t
-                   ON CONFLICT DO NOTHING RETURNING key_id, jti)
-               SELECT t.i,
-                      f.jti IS NOT NULL AS fresh,
-                      EXISTS (SELECT 1 FROM api_keys ak
-                              WHERE ak.key_id = t.k AND ak.revoked_at IS NULL) AS live,
-                      EXISTS (SELECT 1 FROM agencies ag
-                              WHERE ag.id = t.a AND ag.status = 'active') AS active,
-                      EXISTS (SELECT 1 FROM numbering n
-                              WHERE n.agency_id = t.a AND n.value = t.s
-                                AND n.released_at IS NULL
-                                AND n.kind IN ('shortcode', 'sub_number', 'mask')) AS sender_ok,
-                      (t.c AND EXISTS (SELECT 1 FROM opt_outs o
-                                       WHERE o.agency_id = t.a AND o.msisdn = t.r)) AS opted
-               FROM t LEFT JOIN jt f ON f.key_id = t.k AND f.jti = t.j
-               ORDER BY t.i""",
-            key_ids,
-            jtis,
-            expires,
-            agency_ids,
-            senders,
-            msisdns,
-            check_opt_out,
+        duplicate_since: list[datetime | None],
+        days: list[date],
+        quotas: list[int],
+    ) -> tuple[list[str | None], datetime]:
+        """The send pipeline's whole batch in one call and one implicit transaction
+        (``payam_accept_messages``, migration accept_function): per message a refusal code or
+        None, in
+        order, and the commit time of the accepted ones."""
+        batch = [
+            {
+                **{f: getattr(m, f) for f in _MESSAGE_FIELDS},
+                "vt": m.vt,
+                "jti": jtis[i],
+                "expires": expires[i],
+                "opt_check": check_opt_out[i],
+                "dup_since": duplicate_since[i],
+                "day": days[i],
+                "quota": quotas[i],
+            }
+            for i, m in enumerate(rows)
+        ]
+        row = await self._db.fetchrow(
+            "message_accept_many",
+            "SELECT codes, accepted_at FROM payam_accept_messages($1::jsonb)",
+            orjson.dumps(batch, default=str).decode(),  # asyncpg UUIDs are not uuid.UUID
         )
-        return [(r["fresh"], r["live"], r["active"], r["sender_ok"], r["opted"]) for r in rows]
-
-    async def opted_out_pairs(
-        self, agency_ids: list[uuid.UUID], msisdns: list[str]
-    ) -> set[tuple[uuid.UUID, str]]:
-        rows = await self._db.fetch(
-            "optout_check_many",
-            """SELECT agency_id, msisdn FROM opt_outs
-               WHERE (agency_id, msisdn) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))""",
-            agency_ids,
-            msisdns,
-        )
-        return {(r["agency_id"], r["msisdn"]) for r in rows}
-
-    async def duplicates_among(
-        self, agency_ids: list[uuid.UUID], msisdns: list[str], bodies: list[str], since: datetime
-    ) -> set[int]:
-        """Indexes of (agency, recipient, text) already sent since ``since``."""
-        rows = await self._db.fetch(
-            "message_duplicates_many",
-            """SELECT t.i FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[])
-                   AS t(a, r, b, i)
-               WHERE EXISTS (SELECT 1 FROM messages m
-                             WHERE m.agency_id = t.a AND m.recipient = t.r
-                               AND m.created_at >= $5 AND m.body = t.b
-                               AND m.status <> 'cancelled')""",
-            agency_ids,
-            msisdns,
-            bodies,
-            list(range(len(bodies))),
-            since,
-        )
-        return {int(r["i"]) for r in rows}
+        assert row is not None
+        return list(row["codes"]), row["accepted_at"]
 
     async def insert_batch_rows(
         self,
