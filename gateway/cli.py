@@ -507,6 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
     ph.set_defaults(fn=cmd_phone)
     add_audit_commands(sub)
 
+    # The reference e-box service (adapters/kartpooshe/ebox): its own config section and database.
+    eb = sub.add_parser(
+        "ebox", help="reference e-box service (serve, migrate, company …)", add_help=False
+    )
+    eb.add_argument("ebox_args", nargs=argparse.REMAINDER)
+
     j = sub.add_parser("jwt", help="mint one agency JWT for trying the API")
     j.add_argument("key_id")
     j.add_argument("--secret", default="", help="the key secret, or - to read it from stdin")
@@ -530,6 +536,14 @@ def main(argv: list[str] | None = None) -> int:
         # Offline: needs no gateway configuration, database or keys of its own.
         args = build_parser().parse_args(argv)
         return cmd_verify_receipt(load_config(None, env={}), args)
+
+    # `payam [--config FILE] ebox …`: a separate service with its own [ebox] section and its own
+    # arguments (and --help); it needs no gateway configuration.
+    from adapters.kartpooshe.ebox.cli import main as ebox_main
+    from adapters.kartpooshe.ebox.cli import split_argv
+
+    if (ebox_argv := split_argv(argv)) is not None:
+        return ebox_main(*ebox_argv)
     if argv[:1] == ["smsc-sim"]:
         # The simulator has its own options (and needs no gateway configuration).
         from adapters.sms import simulator

@@ -19,6 +19,9 @@ from typing import Any
 
 CONFIG_ENV = "PAYAM_CONFIG"
 ENV_PREFIX = "PAYAM_"
+# Sections of the same file that other processes read with their own typed modules (the
+# reference e-box service: adapters/kartpooshe/ebox/config.py); the gateway leaves them alone.
+OTHER_SECTIONS = frozenset({"ebox"})
 
 
 class ConfigError(ValueError):
@@ -617,6 +620,8 @@ def load_config(
             raise ConfigError(CONFIG_ENV, f"{p}: invalid TOML: {exc}") from None
     sections = _sections()
     operators = _operators(raw.pop("operators", []), env)
+    for name in OTHER_SECTIONS:
+        raw.pop(name, None)
     for name, value in raw.items():
         if name not in sections:
             raise ConfigError(name, "unknown section")
