@@ -189,6 +189,22 @@ async def test_not_multipart_and_no_metadata(lsvc: Services, lclient: Any) -> No
     assert resp.status == 401
 
 
+async def test_control_characters_in_a_part_header_are_400_not_500(
+    lsvc: Services, lclient: Any
+) -> None:
+    """Found by the schemathesis run (tests/test_api_fuzz.py): aiohttp's part-header parser
+    raises its own HttpProcessingError, which escaped as a 500."""
+    tax = await letter_agency(lsvc, lclient)
+    body = b'--b\r\nContent-Disposition: form-data; name="\x16"\r\n\r\n{}\r\n--b--\r\n'
+    resp = await lclient.post(
+        "/v1/letters",
+        data=body,
+        headers={**tax.headers(), "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "malformed_multipart"
+
+
 def letter_form_without_metadata() -> Any:
     import aiohttp
 

@@ -7,6 +7,7 @@ import uuid
 
 import orjson
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.api.http import agency_auth, json_response, query_int, services
 from gateway.errors import Problem
@@ -55,6 +56,9 @@ async def _read_letter(request: web.Request) -> tuple[bytes, Draft, list[Attachm
     while True:
         try:
             part = await reader.next()
+        except HttpProcessingError:
+            # aiohttp's header parser refuses a part header (control characters, bad quoting).
+            raise Problem("malformed_multipart", "a part's headers are malformed") from None
         except (ValueError, AssertionError) as exc:
             raise Problem("malformed_multipart", str(exc)[:200]) from None
         if part is None:

@@ -56,6 +56,19 @@ _ANSWER = _obj(
     }
 )
 _HTML = {"200": {"description": "Persian RTL page", "content": {"text/html": {"schema": STR}}}}
+# The form answers a bad input or too many attempts with the page again, saying why (a citizen
+# at a browser reads a page, not problem+json).
+_HTML_FORM = {
+    **_HTML,
+    "422": {
+        "description": "the page again, with what is wrong in the number or the code",
+        "content": {"text/html": {"schema": STR}},
+    },
+    "429": {
+        "description": "the page again: too many attempts for this number",
+        "content": {"text/html": {"schema": STR}},
+    },
+}
 
 
 def trust_paths() -> dict[str, Any]:
@@ -100,9 +113,8 @@ def trust_paths() -> dict[str, Any]:
             "post": _op(
                 "The verification form's answer (application/x-www-form-urlencoded msisdn, "
                 "code), as a page",
-                _HTML,
+                _HTML_FORM,
                 security=None,
-                errors=(422, 429),
             ),
         },
         "/admin/v1/agencies/{agency_id}/domains": {

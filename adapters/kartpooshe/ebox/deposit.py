@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from adapters.kartpooshe.ebox.errors import EboxProblem
 from adapters.kartpooshe.ebox.models import Attachment, AttachmentMeta, NewLetter
@@ -184,7 +185,7 @@ async def read_deposit(
                     "invalid_letter", f"attachment {index}: size or sha256 differs from metadata"
                 )
             attachments.append(Attachment(expected, data))
-    except ValueError as exc:  # malformed multipart framing
+    except (ValueError, HttpProcessingError) as exc:  # malformed framing or part headers
         raise EboxProblem(
             "invalid_letter", f"malformed multipart body: {type(exc).__name__}"
         ) from None
