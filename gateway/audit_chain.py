@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.config import ConfigError
+from gateway.key_files import write_new_ed25519_key
 from gateway.store import Store
 from gateway.store.audit import ChainRow, Checkpoint
 
@@ -66,21 +66,8 @@ def link(prev: bytes, seq: int, row: ChainRow) -> bytes:
 KEY_SETTING = "security.audit_signing_key_file"
 
 
-def write_new_signing_key(path: str | os.PathLike[str]) -> bool:
-    """Create an Ed25519 key file (PEM PKCS#8, mode 0600) if none exists; True when created."""
-    p = Path(path)
-    if p.exists():
-        return False
-    p.parent.mkdir(parents=True, exist_ok=True)
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    return True
+# The audit and evidence keys are created alike (gateway/key_files.py).
+write_new_signing_key = write_new_ed25519_key
 
 
 def load_signing_key(path: str) -> Ed25519PrivateKey:

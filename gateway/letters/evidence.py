@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from gateway.key_files import write_new_ed25519_key
 
 GENESIS = "0" * 64
 RECEIPT_KIND = "payam.letter.receipt"
@@ -102,21 +103,8 @@ class EvidenceKeyError(ValueError):
     pass
 
 
-def write_new_evidence_key(path: str | os.PathLike[str]) -> bool:
-    """Create an Ed25519 key file (PKCS#8 PEM, 0600) if none exists; True when written."""
-    p = Path(path)
-    if p.exists():
-        return False
-    p.parent.mkdir(parents=True, exist_ok=True)
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    return True
+# The audit and evidence keys are created alike (gateway/key_files.py).
+write_new_evidence_key = write_new_ed25519_key
 
 
 def load_public_key(data: bytes) -> Ed25519PublicKey:
