@@ -20,9 +20,10 @@ from gateway.config import SmsConfig
 from gateway.metrics import REPLIES
 from gateway.persian import normalize
 from gateway.recipients import normalize_msisdn
-from gateway.status import PRIORITIES, QUEUED
+from gateway.status import PRIORITIES
 from gateway.store import Store
-from gateway.store.models import NewMessage, Reply
+from gateway.store.models import Reply
+from gateway.system_sms import system_message
 from gateway.verification import VerificationService
 
 log = logging.getLogger(__name__)
@@ -145,34 +146,22 @@ class ReplyService:
     ) -> None:
         """The confirmation SMS, from the number the citizen wrote to. Mandatory: it carries no
         opt-out hint and is sent even though the citizen just opted out."""
-        from adapters.sms.encoding import plan
 
         text = (
             self._cfg.opt_out_confirmation
             if keyword == "opt_out"
             else (self._cfg.opt_in_confirmation)
         )
-        encoding, parts = plan(text)
         await tx.messages.insert_one(
-            NewMessage(
-                id=uuid.uuid4(),
+            system_message(
                 agency_id=agency_id,
-                batch_id=None,
                 key_id="system:opt-out",
-                is_test=False,
                 recipient=msisdn,
                 sender=sender,
-                body=text,
-                encoding=encoding,
-                parts=parts,
-                priority=PRIORITIES["high"],
-                mandatory=True,
-                status=QUEUED,
-                send_at=None,
-                valid_until=now + timedelta(hours=self._cfg.default_validity_hours),
-                client_ref=f"confirm:{keyword}",
-                callback_url="",
-                vt=now,
+                text=text,
+                now=now,
+                valid=timedelta(hours=self._cfg.default_validity_hours),
+                ref=f"confirm:{keyword}",
             ),
             lane=PRIORITIES["high"],
         )

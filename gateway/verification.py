@@ -24,14 +24,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from adapters.sms.encoding import plan
 from gateway.config import VerificationConfig
 from gateway.persian import ascii_digits, jalali, persian_digits
 from gateway.recipients import normalize_msisdn
-from gateway.status import PRIORITIES, QUEUED
+from gateway.status import PRIORITIES
 from gateway.store import Store
-from gateway.store.models import NewMessage
 from gateway.store.verification import CodeRecord
+from gateway.system_sms import system_message
 
 POLICIES = ("always", "never", "per_message")
 # The platform's own messages (answers to citizens) belong to no agency.
@@ -192,29 +191,18 @@ class VerificationService:
         it carries no opt-out hint, high priority so it arrives while the citizen waits."""
         answer = await self.verify_sms(msisdn, text)
         reply = answer.text_fa()
-        encoding, parts = plan(reply)
         now = datetime.now(UTC)
         async with self._store.transaction() as tx:
             await tx.messages.insert_one(
-                NewMessage(
-                    id=uuid.uuid4(),
+                system_message(
                     agency_id=PLATFORM_AGENCY,
-                    batch_id=None,
                     key_id="system:verify",
-                    is_test=False,
                     recipient=msisdn,
                     sender=self._cfg.root_number,
-                    body=reply,
-                    encoding=encoding,
-                    parts=parts,
-                    priority=PRIORITIES["high"],
-                    mandatory=True,
-                    status=QUEUED,
-                    send_at=None,
-                    valid_until=now + timedelta(hours=1),
-                    client_ref=f"verify:{answer.status}",
-                    callback_url="",
-                    vt=now,
+                    text=reply,
+                    now=now,
+                    valid=timedelta(hours=1),
+                    ref=f"verify:{answer.status}",
                 ),
                 lane=PRIORITIES["high"],
             )

@@ -8,10 +8,9 @@ import hashlib
 import uuid
 from datetime import datetime, timedelta
 
-from adapters.sms.encoding import plan
-from gateway.status import PRIORITIES, QUEUED
 from gateway.store import Store
 from gateway.store.models import Allocation, NewMessage
+from gateway.system_sms import system_message
 
 # Platform messages (one-time codes) are not any agency's: they carry this agency id, which no
 # agency row has, so no agency's quota, callbacks or reports count them.
@@ -52,27 +51,15 @@ def _message(
     valid: timedelta,
     ref: str,
 ) -> NewMessage:
-    encoding, parts = plan(text)
-    return NewMessage(
-        id=uuid.uuid4(),
+    return system_message(
         agency_id=agency_id,
-        batch_id=None,
         key_id="kartpooshe",
-        is_test=False,
         recipient=recipient,
         sender=sender,
-        body=text,
-        encoding=encoding,
-        parts=parts,
-        priority=PRIORITIES["high"],
-        # Legal notices and login codes are not marketing: no opt-out hint, not blocked by one.
-        mandatory=True,
-        status=QUEUED,
-        send_at=None,
-        valid_until=now + valid,
-        client_ref=ref,
-        callback_url="",
-        vt=now,
+        text=text,
+        now=now,
+        valid=valid,
+        ref=ref,
     )
 
 
