@@ -158,11 +158,14 @@ class Dispatcher:
                 await self._store.queue.mark_queued(datetime.now(UTC))
             except Exception:
                 log.exception("marking due scheduled messages failed")
-            await asyncio.sleep(1.0)
+            # Woken by stop(): a shutdown does not wait out the second.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
 
     def stop(self) -> None:
         self._stopping.set()
         self._work.set()  # idle workers wait on it without a timeout
+        self._crisis.set()  # the crisis worker too, so that stopping takes no poll interval
 
     async def _worker(self, *, poller: bool) -> None:
         """Claim rounds while there is work. When the queue is empty, only the poller looks

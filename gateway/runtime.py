@@ -112,6 +112,8 @@ class SmsRuntime:
     async def stop(self) -> None:
         self.dispatcher.stop()
         self.pushes.stop()
+        for client in self.clients.values():
+            client.closing()
         await self._settle(self.tasks[:1], 10.0)
         for client in self.clients.values():
             await client.stop()

@@ -251,6 +251,22 @@ async def test_submit_before_bind_is_refused(sim: SmscSimulator) -> None:
     assert sim.submits == 0
 
 
+async def test_closing_ends_submits_waiting_for_a_bind_at_once(sim: SmscSimulator) -> None:
+    """Shutdown while the SMSC is unreachable: a submit waiting for a bind returns NO_BIND as
+    soon as the client is closing, not after the wait limit (which held every shutdown with
+    binds down for 10 s), and the message is retried after the restart."""
+    await sim.stop()  # nothing listens: the bind keeps reconnecting
+    async with running(sim, bind(sim, response_timeout_seconds=30.0), wait=False) as client:
+        waiting = asyncio.create_task(client.submit(sms()))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # it waits for a bind, as messages must while binds are down
+        started = time.monotonic()
+        client.closing()
+        result = await asyncio.wait_for(waiting, 1.0)
+        assert result.error == errors.NO_BIND
+        assert time.monotonic() - started < 0.5
+
+
 # --- submitting ---------------------------------------------------------------------------------
 
 

@@ -627,6 +627,9 @@ class OperatorClient:
         self.bind_failures = 0  # bind refused, or the connection or bind exchange failed
         self.malformed = 0  # PDUs from the SMSC we could not parse
         self.stopping = False
+        # Set by closing(): submits that would wait for a bind or a window slot fail at once
+        # (NO_BIND, retried later) while bound links finish what they carry.
+        self._closing = False
         self._links: list[_Link] = []
         self._bind_links: list[list[_Link]] = []  # the sessions of each configured bind
         for i, b in enumerate(settings.binds):
@@ -700,6 +703,9 @@ class OperatorClient:
     async def submit(self, s: Submit) -> SubmitResult:
         if self._pacer is not None and not self.stopping:
             delay = self._pacer.delay(asyncio.get_running_loop().time())
+            if delay > 0 and self._closing:  # shutting down: retried later, within the TPS
+                self.submits_failed += 1
+                return SubmitResult(False, "", errors.NO_BIND, "")
             if delay > 0:
                 await asyncio.sleep(delay)
         # While others wait for a slot, queue behind them (FIFO) rather than take a freed slot.
@@ -740,7 +746,7 @@ class OperatorClient:
         again = False
         self._n_waiting += 1
         try:
-            while not self.stopping:
+            while not self.stopping and not self._closing:
                 fut: asyncio.Future[bool] = loop.create_future()
                 if again:  # woken first but the slot went elsewhere: keep the head of the queue
                     self._waiters.appendleft((deadline, fut))
@@ -833,6 +839,13 @@ class OperatorClient:
                 if link.draining
             }
         )
+
+    def closing(self) -> None:
+        """Shutdown has begun: no submit waits any more for a bind or a window slot, so a
+        dispatcher round with every bind down ends at once (its messages are retried after
+        restart) instead of holding the shutdown for the wait limit."""
+        self._closing = True
+        self.wake(len(self._waiters))
 
     async def stop(self) -> None:
         """Let in-flight submits and deliveries finish (short grace), unbind every session."""

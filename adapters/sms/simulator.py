@@ -224,6 +224,11 @@ class SmscSimulator:
         self._partial: dict[tuple[str, str, int, int], dict[int, tuple[bytes, str]]] = {}
         self._conns: set[_Conn] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Set by stop(): redelivery and store-and-forward loops end. Cancelling alone is not
+        # enough on Python 3.11: closing a connection completes the futures its tasks wait on,
+        # and wait_for then swallows the cancellation (bpo-42130), so a _deliver task went on
+        # holding a receipt for hold_seconds per attempt (90 s of test teardown).
+        self._stopping = False
         self._server: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
         self.ussd = UssdPhones(self)
@@ -248,6 +253,7 @@ class SmscSimulator:
         log.info("SMSC simulator listening on %s:%d (HTTP %s)", s.host, self.port, self.http_port)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._server is not None:
             self._server.close()
         for conn in list(self._conns):
@@ -522,13 +528,15 @@ class SmscSimulator:
         s = self.settings
         loop = asyncio.get_running_loop()
         for attempt in range(1 + s.redeliver_attempts):
+            if self._stopping:
+                return False
             if attempt:
                 await asyncio.sleep(s.redeliver_delay_seconds)
             conn = self._receiver(prefer)
             # Store and forward, like a real SMSC: with no receiver bound (the ESME is
             # reconnecting), hold the message until one binds, for a while.
             held = 0.0
-            while conn is None and held < s.hold_seconds:
+            while conn is None and held < s.hold_seconds and not self._stopping:
                 await asyncio.sleep(0.05)
                 held += 0.05
                 conn = self._receiver(prefer)
