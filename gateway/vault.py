@@ -214,6 +214,10 @@ def attachment_aad(owner_id: uuid.UUID, idx: int) -> bytes:
     return b"payam/attachment/" + owner_id.bytes + idx.to_bytes(4, "big")
 
 
+def callback_aad(callback_id: int) -> bytes:
+    return b"payam/callback/" + callback_id.to_bytes(8, "big")
+
+
 def letter_reply_aad(reply_id: uuid.UUID) -> bytes:
     return b"payam/letter-reply/" + reply_id.bytes
 

@@ -66,7 +66,7 @@ class Store:
     def use_vault(self, vault: Vault) -> None:
         """Seal texts from now on (encryption at rest, docs/TRUST.md); transactions inherit it."""
         self.vault = vault
-        for repo in (self.messages, self.queue, self.replies, self.letters):
+        for repo in (self.messages, self.queue, self.replies, self.letters, self.callbacks):
             repo.vault = vault
 
     @asynccontextmanager

@@ -112,11 +112,11 @@ class DataKeyStore:
             "data_keys_shred",
             """DELETE FROM data_keys k
                WHERE k.channel = $1
-                 AND (k.period + interval '1 month')
+                 AND (k.period::timestamp AT TIME ZONE 'UTC') + interval '1 month'
                      + make_interval(days => coalesce(
                            (SELECT r.days FROM retention_settings r
                              WHERE r.agency_id = k.agency_id AND r.channel = $1), $2))
-                     <= $3
+                     <= $3::timestamptz
                RETURNING k.id""",
             channel,
             default_days,
@@ -220,7 +220,6 @@ class DataKeyStore:
             "purge_old_letters",
             f"""SELECT t.id, t.recipient_id FROM letters t
                 WHERE t.purged_at IS NULL AND t.accepted_at < {self._CUTOFF}
-                  AND t.status NOT IN ('accepted')
                 LIMIT $4""",
             now,
             "letter",
@@ -250,14 +249,13 @@ class DataKeyStore:
         )
 
     async def purge_transient(self, now: datetime, sms_days: int) -> None:
-        """What has no history value: delivered callbacks (their bodies repeat numbers and
-        texts), incomplete MO fragments, idempotency answers, USSD sessions and push texts
+        """What has no history value: callbacks (their bodies repeat numbers and texts; any
+        still pending is long past its give-up time), incomplete MO fragments, idempotency answers, USSD sessions and push texts
         older than the default SMS retention."""
         await self._db.execute(
             "purge_transient",
             """WITH c AS (DELETE FROM callbacks
-                          WHERE outcome <> 'pending'
-                            AND created_at < $1::timestamptz - make_interval(days => $2)),
+                          WHERE created_at < $1::timestamptz - make_interval(days => $2)),
                f AS (DELETE FROM mo_fragments
                       WHERE received_at < $1::timestamptz - make_interval(days => $2)),
                i AS (DELETE FROM idempotency_keys

@@ -39,6 +39,9 @@ ALTER TABLE letters ADD COLUMN data_key integer, ADD COLUMN content_sealed bytea
 ALTER TABLE letter_attachments ADD COLUMN data_key integer;
 ALTER TABLE letter_replies ADD COLUMN data_key integer, ADD COLUMN text_sealed bytea;
 ALTER TABLE letter_reply_attachments ADD COLUMN data_key integer;
+-- Reply callbacks repeat the reply's text: their body is sealed (status callbacks are built in
+-- SQL from the message row and carry no text).
+ALTER TABLE callbacks ADD COLUMN data_key integer;
 -- The purge walks rows by age.
 CREATE INDEX messages_unpurged ON messages (created_at) WHERE purged_at IS NULL;
 CREATE INDEX replies_unpurged ON replies (received_at) WHERE purged_at IS NULL;
