@@ -249,9 +249,9 @@ class DataKeyStore:
         )
 
     async def purge_transient(self, now: datetime, sms_days: int) -> None:
-        """What has no history value: callbacks (their bodies repeat numbers and texts; any
-        still pending is long past its give-up time), incomplete MO fragments, idempotency answers, USSD sessions and push texts
-        older than the default SMS retention."""
+        """What has no history value, older than the default SMS retention: callbacks (their
+        bodies repeat numbers and texts; one still pending is long past its give-up time),
+        incomplete MO fragments, idempotency answers, USSD sessions and push texts."""
         await self._db.execute(
             "purge_transient",
             """WITH c AS (DELETE FROM callbacks
