@@ -137,7 +137,7 @@ async def test_main_flows_log_no_number_code_text_or_secret(
 
         await wait_for(opted_out)
         resp = await client.get("/v1/replies", headers=a.headers())
-        assert [r["text"] for r in (await resp.json())["replies"]][0] == REPLY
+        assert (await resp.json())["replies"][0]["text"] == REPLY
         # A letter, with its SMS notice to the citizen's number from the directory.
         form = letter_form(metadata(subject=SUBJECT, body=BODY, notify_sms=True), [])
         resp = await client.post("/v1/letters", data=form, headers=a.headers())
