@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from gateway.agencies import AgencyService
 from gateway.auth import Authenticator
 from gateway.batches import BatchService
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.credentials import CredentialService
 from gateway.letters.chain import EvidenceChain
 from gateway.letters.lifecycle import Lifecycle
@@ -19,7 +19,7 @@ from gateway.operations import OperationsService, OpsState
 from gateway.privacy import PrivacyService
 from gateway.recipients import CitizenDirectory, LocalDirectory
 from gateway.routing import Router
-from gateway.sealing import Sealer
+from gateway.sealing import Sealer, SealError
 from gateway.send_pipeline import SendPipeline
 from gateway.sending import SendingService
 from gateway.store import Store
@@ -54,7 +54,10 @@ class Services:
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
     if store.vault is None:
         # Data keys are read and created outside any caller's transaction (on the pool).
-        keyring = Keyring.for_platform(sealer, config.privacy.data_kek_files)
+        try:
+            keyring = Keyring.for_platform(sealer, config.privacy.data_kek_files)
+        except (OSError, SealError) as exc:  # fail fast, naming the key
+            raise ConfigError("privacy.data_kek_files", str(exc)) from None
         store.use_vault(Vault(DataKeyStore(Executor(store.pool)), keyring, sealer))
     assert store.vault is not None
     credentials = CredentialService(store, sealer)

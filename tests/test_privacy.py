@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from gateway.config import Config, load_config
+from gateway.config import Config, ConfigError, load_config
 from gateway.reports import current_month, sla_report, usage_statement
 from gateway.sealing import Sealer, write_new_key
 from gateway.services import Services, build_services
@@ -331,3 +331,13 @@ async def test_kek_rotation_online(
     ids = [r["id"] for r in await pool.fetch("SELECT id FROM data_keys")]
     with pytest.raises(VaultError, match="does not hold"):
         await old_only.load(ids)
+
+
+def test_missing_kek_file_fails_fast_naming_the_key(
+    config: Config, pool: asyncpg.Pool, sealer: Sealer, tmp_path: Path
+) -> None:
+    cfg = replace(
+        config, privacy=replace(config.privacy, data_kek_files=(str(tmp_path / "gone.key"),))
+    )
+    with pytest.raises(ConfigError, match=r"privacy\.data_kek_files"):
+        build_services(cfg, Store(pool), sealer)
