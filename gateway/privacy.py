@@ -81,13 +81,14 @@ class PrivacyService:
         h = self._vault.pii_hash
         sms_days, letter_days = self.default_days(SMS), self.default_days(LETTER)
         counts = {"messages": 0, "replies": 0, "letters": 0}
-        for name, find, scrub, days in (
-            ("messages", keys.old_messages, keys.scrub_messages, sms_days),
-            ("replies", keys.old_replies, keys.scrub_replies, sms_days),
-            ("letters", keys.old_letters, keys.scrub_letters, letter_days),
+        for name, find, scrub, channel, days in (
+            ("messages", keys.old_messages, keys.scrub_messages, SMS, sms_days),
+            ("replies", keys.old_replies, keys.scrub_replies, SMS, sms_days),
+            ("letters", keys.old_letters, keys.scrub_letters, LETTER, letter_days),
         ):
+            shortest = await keys.shortest(channel, days)
             while True:
-                rows = await find(now, days, _BATCH)
+                rows = await find(now, days, _BATCH, shortest)
                 if not rows:
                     break
                 await scrub([r[0] for r in rows], [h(r[1]) for r in rows])

@@ -153,12 +153,22 @@ class DataKeyStore:
         )
 
     # -- purge: rows past retention --------------------------------------------------------
+    async def shortest(self, channel: str, default_days: int) -> int:
+        """The shortest retention in force for a channel: rows newer than that are skipped by
+        an index range before any per-agency cutoff is computed."""
+        days = await self._db.fetchval(
+            "retention_shortest",
+            "SELECT min(days) FROM retention_settings WHERE channel = $1",
+            channel,
+        )
+        return min(default_days, int(days)) if days is not None else default_days
+
     _CUTOFF = """$1::timestamptz - make_interval(days => coalesce(
                      (SELECT r.days FROM retention_settings r
                        WHERE r.agency_id = t.agency_id AND r.channel = $2), $3))"""
 
     async def old_messages(
-        self, now: datetime, default_days: int, limit: int
+        self, now: datetime, default_days: int, limit: int, shortest: int
     ) -> list[tuple[uuid.UUID, str]]:
         """Final messages past the agency's SMS retention that still carry PII."""
         rows = await self._db.fetch(
@@ -166,11 +176,13 @@ class DataKeyStore:
             f"""SELECT t.id, t.recipient FROM messages t
                 WHERE t.purged_at IS NULL AND t.final_at IS NOT NULL
                   AND t.created_at < {self._CUTOFF}
+                  AND t.created_at < $1::timestamptz - make_interval(days => $5)
                 LIMIT $4""",
             now,
             "sms",
             default_days,
             limit,
+            shortest,
         )
         return [(r["id"], r["recipient"]) for r in rows]
 
@@ -188,17 +200,19 @@ class DataKeyStore:
         )
 
     async def old_replies(
-        self, now: datetime, default_days: int, limit: int
+        self, now: datetime, default_days: int, limit: int, shortest: int
     ) -> list[tuple[uuid.UUID, str]]:
         rows = await self._db.fetch(
             "purge_old_replies",
             f"""SELECT t.id, t.msisdn FROM replies t
                 WHERE t.purged_at IS NULL AND t.received_at < {self._CUTOFF}
+                  AND t.received_at < $1::timestamptz - make_interval(days => $5)
                 LIMIT $4""",
             now,
             "sms",
             default_days,
             limit,
+            shortest,
         )
         return [(r["id"], r["msisdn"]) for r in rows]
 
@@ -214,17 +228,19 @@ class DataKeyStore:
         )
 
     async def old_letters(
-        self, now: datetime, default_days: int, limit: int
+        self, now: datetime, default_days: int, limit: int, shortest: int
     ) -> list[tuple[uuid.UUID, str]]:
         rows = await self._db.fetch(
             "purge_old_letters",
             f"""SELECT t.id, t.recipient_id FROM letters t
                 WHERE t.purged_at IS NULL AND t.accepted_at < {self._CUTOFF}
+                  AND t.accepted_at < $1::timestamptz - make_interval(days => $5)
                 LIMIT $4""",
             now,
             "letter",
             default_days,
             limit,
+            shortest,
         )
         return [(r["id"], r["recipient_id"]) for r in rows]
 

@@ -243,11 +243,11 @@ class MessageStore:
         ``step_seconds`` of virtual time. Must run inside a transaction."""
         conn: Any = self._db.raw()
         await conn.execute(
-            """CREATE TEMP TABLE IF NOT EXISTS batch_stage_v2 (
+            """CREATE TEMP TABLE IF NOT EXISTS batch_stage_sealed (
                    id uuid, recipient text, body text, encoding text, parts smallint,
                    data_key integer, body_sealed bytea, body_mac bytea)
                ON COMMIT DELETE ROWS;
-               TRUNCATE batch_stage_v2"""
+               TRUNCATE batch_stage_sealed"""
         )
         staged: list[tuple[Any, ...]]
         if self.vault is None:
@@ -265,7 +265,7 @@ class MessageStore:
                     (mid, r, "", e, n, key.id, key.seal(b.encode(), message_aad(mid)), mac(b))
                 )
         await conn.copy_records_to_table(
-            "batch_stage_v2",
+            "batch_stage_sealed",
             records=staged,
             columns=[
                 "id",
@@ -286,7 +286,7 @@ class MessageStore:
                        valid_until, client_ref, callback_url, data_key, body_sealed, body_mac)
                    SELECT s.id, $1, $2, $3, $4, s.recipient, $5, s.body, s.encoding, s.parts,
                           $6, $7, $8, $9, $10, $11, $12, s.data_key, s.body_sealed, s.body_mac
-                   FROM batch_stage_v2 s
+                   FROM batch_stage_sealed s
                    RETURNING id)
                INSERT INTO queue (message_id, lane, agency_id, vt)
                SELECT id, $6, $1,
