@@ -24,6 +24,7 @@ import orjson
 
 from gateway.audit_chain import load_signing_key, write_new_signing_key
 from gateway.cli_audit import add_audit_commands
+from gateway.cli_keys import add_keys_commands
 from gateway.config import Config, ConfigError, load_config
 from gateway.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from gateway.errors import Problem
@@ -506,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--number", default="09121234567", help="the phone's mobile number")
     ph.set_defaults(fn=cmd_phone)
     add_audit_commands(sub)
+    add_keys_commands(sub)
 
     # The reference e-box service (adapters/kartpooshe/ebox): its own config section and database.
     eb = sub.add_parser(

@@ -344,6 +344,20 @@ class VerificationConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PrivacyConfig:
+    # Encryption at rest and retention (issue 7 parts 4-5, docs/TRUST.md). Key-encryption keys
+    # (files of 64 hex characters) that wrap the data keys: the first wraps new ones, all unwrap.
+    # Empty: one KEK derived from security.master_key_file. Rotation: docs/TRUST.md.
+    data_kek_files: tuple[str, ...] = ()
+    # Days a text (SMS, reply) and a letter's content are kept, unless the agency has its own
+    # (PUT /admin/v1/agencies/{id}/retention). Letters are legal evidence (MISSION §3): years.
+    retention_sms_days: int = 30
+    retention_letter_days: int = 1825
+    # How often the primary process runs the purge.
+    purge_seconds: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -357,6 +371,7 @@ class Config:
     kartpooshe: KartpoosheConfig = field(default_factory=KartpoosheConfig)
     links: LinksConfig = field(default_factory=LinksConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # [[operators]] tables in the file, or PAYAM_OPERATORS as a JSON array of objects.
     operators: tuple[OperatorConfig, ...] = ()
 
@@ -481,6 +496,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("verification.root_number", "must be digits")
     positive("verification.keep_days", v.keep_days)
     positive("verification.attempts_per_hour", v.attempts_per_hour)
+    positive("privacy.retention_sms_days", cfg.privacy.retention_sms_days)
+    positive("privacy.retention_letter_days", cfg.privacy.retention_letter_days)
+    positive("privacy.purge_seconds", cfg.privacy.purge_seconds)
     if not n.shortcode_prefix.isdigit():
         raise ConfigError("numbering.shortcode_prefix", "must be digits")
     if not 1 <= n.shortcode_min_digits <= n.shortcode_max_digits <= 8:

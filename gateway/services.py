@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from gateway.agencies import AgencyService
 from gateway.auth import Authenticator
 from gateway.batches import BatchService
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.credentials import CredentialService
 from gateway.letters.chain import EvidenceChain
 from gateway.letters.lifecycle import Lifecycle
@@ -16,12 +16,16 @@ from gateway.letters.settings import LetterSettingsService
 from gateway.link_policy import LinkPolicy
 from gateway.numbering import NumberingPlan, NumberingService
 from gateway.operations import OperationsService, OpsState
+from gateway.privacy import PrivacyService
 from gateway.recipients import CitizenDirectory, LocalDirectory
 from gateway.routing import Router
-from gateway.sealing import Sealer
+from gateway.sealing import Sealer, SealError
 from gateway.send_pipeline import SendPipeline
 from gateway.sending import SendingService
 from gateway.store import Store
+from gateway.store.data_keys import DataKeyStore
+from gateway.store.db import Executor
+from gateway.vault import Keyring, Vault
 from gateway.verification import VerificationService
 
 
@@ -43,9 +47,19 @@ class Services:
     letters: LetterService
     letter_settings: LetterSettingsService
     verification: VerificationService
+    # Encryption at rest and retention (gateway/vault.py, gateway/privacy.py).
+    privacy: PrivacyService
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
+    if store.vault is None:
+        # Data keys are read and created outside any caller's transaction (on the pool).
+        try:
+            keyring = Keyring.for_platform(sealer, config.privacy.data_kek_files)
+        except (OSError, SealError) as exc:  # fail fast, naming the key
+            raise ConfigError("privacy.data_kek_files", str(exc)) from None
+        store.use_vault(Vault(DataKeyStore(Executor(store.pool)), keyring, sealer))
+    assert store.vault is not None
     credentials = CredentialService(store, sealer)
     directory = LocalDirectory(store)
     sending = SendingService(store, config.sms, directory)
@@ -76,4 +90,5 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         letters=letters,
         letter_settings=LetterSettingsService(store, kp.default_deemed_days),
         verification=verification,
+        privacy=PrivacyService(store, store.vault, config.privacy),
     )

@@ -103,6 +103,8 @@ _TABLES = (
     # issue 7 (trust): the audit chain, verification codes.
     ", audit_chain_head, audit_checkpoints, verification_codes, "
     "verification_attempts, agency_verification"
+    # issue 7 (encryption at rest, retention): data keys, per-agency retention.
+    ", data_keys, retention_settings"
 )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.persian import TEHRAN
 from gateway.services import Services
+from tests.sealed import opened
 from tests.test_messages_api import Agency, _agency
 
 
@@ -49,8 +50,10 @@ async def test_json_batch_with_per_recipient_failures(services: Services, client
         (3, "unknown_national_code"),
         (4, "missing_param"),
     ]
-    rows = await services.store.pool.fetch(
-        "SELECT m.recipient, m.body, q.vt FROM messages m JOIN queue q ON q.message_id = m.id "
+    rows = await opened(
+        services.store,
+        "SELECT m.id, m.data_key, m.body_sealed, m.recipient, m.body, q.vt "
+        "FROM messages m JOIN queue q ON q.message_id = m.id "
         "WHERE m.batch_id = $1 ORDER BY q.vt",
         uuid.UUID(got["id"]),
     )
@@ -78,7 +81,12 @@ async def test_csv_batch(services: Services, client: Any) -> None:
     )
     assert status == 202, got
     assert (got["accepted"], got["rejected_count"]) == (2, 1)
-    bodies = sorted(r["body"] for r in await services.store.pool.fetch("SELECT body FROM messages"))
+    bodies = sorted(
+        r["body"]
+        for r in await opened(
+            services.store, "SELECT id, data_key, body_sealed, body FROM messages"
+        )
+    )
     assert bodies[0].startswith("Hello Ali")
     status, got = await _post(a, b"name\nAli\n", "text/csv", {"template": "Hi {name}"})
     assert (status, got["code"]) == (422, "invalid_value")

@@ -110,7 +110,9 @@ async def test_send_with_attachments_then_get_with_evidence(lsvc: Services, lcli
         "SELECT data FROM letter_attachments WHERE letter_id = $1 AND idx = 0",
         __import__("uuid").UUID(body["id"]),
     )
-    assert bytes(data) == PDF
+    assert PDF not in bytes(data)  # sealed at rest (docs/TRUST.md)
+    stored = await lsvc.store.letters.attachments(__import__("uuid").UUID(body["id"]))
+    assert stored[0].data == PDF
     status, by_tracking = await tax.get(
         "/v1/letters/tracking/" + body["tracking_number"].replace("-", " ")
     )

@@ -42,6 +42,7 @@ from tests.letters_harness import (
     letters_env,
     metadata,
 )
+from tests.sealed import opened, opened_one
 from tests.sms_harness import start_sim, wait_for
 
 MSISDN = "+989121234567"
@@ -164,8 +165,10 @@ async def test_deposit_notice_open_reply_and_the_whole_chain(
 
     # The SMS notice: from the agency's own 4040 number, Persian, tracking number, no link.
     await wait_for(lambda: _status_in(w, lid, {"notified"}))
-    notice = await w.svc.store.pool.fetchrow(
-        "SELECT m.sender, m.recipient, m.body, m.status FROM messages m "
+    notice = await opened_one(
+        w.svc.store,
+        "SELECT m.id, m.data_key, m.body_sealed, m.sender, m.recipient, m.body, m.status "
+        "FROM messages m "
         "JOIN letters l ON l.notice_message_id = m.id WHERE l.id = $1",
         uuid.UUID(lid),
     )
@@ -345,9 +348,14 @@ async def test_one_time_codes(world: Callable[..., Awaitable[World]]) -> None:
     assert (status, body) == (202, {"status": "sent"})
     assert MSISDN not in json.dumps(body)
     await wait_for(lambda: _otp_delivered(w, "482913"))
-    row = await w.svc.store.pool.fetchrow(
-        "SELECT sender, recipient, body, priority FROM messages WHERE body LIKE '%482913%'"
-    )
+    (row,) = [
+        r
+        for r in await opened(
+            w.svc.store,
+            "SELECT id, data_key, body_sealed, sender, recipient, body, priority FROM messages",
+        )
+        if "482913" in r["body"]
+    ]
     assert row["sender"] == "404000"
     assert row["recipient"] == MSISDN
     assert "کارپوشه" in row["body"]

@@ -5,6 +5,7 @@ password, 550 invalid recipient, 552 too large, 553 foreign From, 554 refused co
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import smtplib
@@ -181,11 +182,17 @@ async def test_smtplib_letter_with_attachments_to_a_person_and_a_company(
     numbers = re.findall(r"KP-\d{4}-\d{4}-\d{4}", text)
     assert len(numbers) == 2
     assert all(parse_tracking(n) == n for n in numbers)
-    rows = await smtp.svc.store.pool.fetch(
-        "SELECT * FROM letters WHERE tracking_number = ANY($1::text[]) "
-        "ORDER BY recipient_kind DESC",
-        numbers,
-    )
+    rows = [
+        dataclasses.asdict(letter)
+        for letter in sorted(
+            [
+                await smtp.svc.store.letters.by_tracking(smtp.agency_id, n)  # type: ignore[misc]
+                for n in numbers
+            ],
+            key=lambda x: x.recipient_kind if x else "",
+            reverse=True,
+        )
+    ]
     assert [(r["recipient_kind"], r["recipient_id"]) for r in rows] == [
         ("person", PERSON),
         ("company", COMPANY),
@@ -296,12 +303,11 @@ async def test_swaks_sends_a_letter_and_is_refused_without_auth(smtp: Smtp, tmp_
     assert done.returncode == 0, done.stdout + done.stderr
     tracking = re.search(r"250 2\.0\.0 Accepted: (KP-\d{4}-\d{4}-\d{4})", done.stdout)
     assert tracking is not None, done.stdout
-    row = await smtp.svc.store.pool.fetchrow(
-        "SELECT id, subject, notify_sms FROM letters WHERE tracking_number = $1", tracking.group(1)
-    )
-    assert row["subject"] == "Notice 2026/77"
-    assert row["notify_sms"] is False
-    files = await smtp.svc.store.letters.attachments(row["id"])
+    row = await smtp.svc.store.letters.by_tracking(smtp.agency_id, tracking.group(1))
+    assert row is not None
+    assert row.subject == "Notice 2026/77"
+    assert row.notify_sms is False
+    files = await smtp.svc.store.letters.attachments(row.id)
     assert [(f.name, f.content_type, f.data) for f in files] == [
         ("notice.pdf", "application/pdf", PDF)
     ]

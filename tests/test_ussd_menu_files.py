@@ -155,7 +155,7 @@ def test_two_files_for_one_code_are_refused(tmp_path: Path) -> None:
 def test_shipped_platform_menu_is_valid_and_impersonal() -> None:
     files = load_menu_dir(str(ROOT / "config/ussd"), Limits())
     platform = files["platform"].menu
-    assert {s.kind for s in platform.screens.values()} <= {"menu", "message"}
+    assert {s.kind for s in platform.screens.values()} <= {"menu", "message", "verify"}
     assert all(len(p) <= 72 for s in platform.screens.values() for p in s.pages)
 
 

@@ -16,6 +16,7 @@ from gateway.persian import ascii_digits
 from gateway.services import Services
 from gateway.verification import NOT_SENT_FA, extract_code
 from tests.conftest import auth
+from tests.sealed import opened, opened_one
 from tests.sms_harness import agency as sms_agency
 from tests.sms_harness import sms, wait_for  # noqa: F401  (fixture)
 from tests.test_messages_api import MSISDN, Agency, _agency
@@ -38,8 +39,10 @@ async def _sent(a: Agency, to: str = MSISDN, **fields: Any) -> tuple[str, dict[s
     """Send one message; return its code (read from the stored text) and the message row."""
     status, body = await a.send({"to": to, "text": "قبض آب شما صادر شد.", **fields})
     assert status == 202, body
-    row = await a.services.store.pool.fetchrow(
-        "SELECT body, parts, encoding, sender, created_at FROM messages WHERE id = $1",
+    row = await opened_one(
+        a.services.store,
+        "SELECT id, data_key, body_sealed, body, parts, encoding, sender, created_at "
+        "FROM messages WHERE id = $1",
         uuid.UUID(body["id"]),
     )
     assert row is not None
@@ -62,9 +65,13 @@ async def test_code_appended_counted_and_verified(
     # per_message: only when asked.
     status, body = await a.send({"to": MSISDN, "text": "بدون کد"})
     assert status == 202
-    plain = await services.store.pool.fetchval(
-        "SELECT body FROM messages WHERE id = $1::uuid", body["id"]
-    )
+    plain = (
+        await opened_one(
+            services.store,
+            "SELECT id, data_key, body_sealed, body FROM messages WHERE id = $1::uuid",
+            body["id"],
+        )
+    )["body"]
     assert "کد تأیید" not in plain
     code, row = await _sent(a, verify=True)
     assert len(code) == 6
@@ -126,9 +133,13 @@ async def test_policies_always_never_and_idempotent_path(
         {"to": "+989121234500", "text": "با کلید"}, **{"Idempotency-Key": "k-1"}
     )
     assert status == 202
-    text = await services.store.pool.fetchval(
-        "SELECT body FROM messages WHERE id = $1::uuid", body["id"]
-    )
+    text = (
+        await opened_one(
+            services.store,
+            "SELECT id, data_key, body_sealed, body FROM messages WHERE id = $1::uuid",
+            body["id"],
+        )
+    )["body"]
     m = _CODE.search(text)
     assert m
     assert (await _ask(client, "+989121234500", ascii_digits(m.group(1))))[1]["genuine"]
@@ -162,8 +173,10 @@ async def test_batch_messages_each_get_their_own_code(
     )
     got = await resp.json()
     assert resp.status == 202, got
-    rows = await services.store.pool.fetch(
-        "SELECT recipient, body, parts, encoding FROM messages ORDER BY recipient"
+    rows = await opened(
+        services.store,
+        "SELECT id, data_key, body_sealed, recipient, body, parts, encoding FROM messages "
+        "ORDER BY recipient",
     )
     codes = {}
     for r in rows:
@@ -303,7 +316,9 @@ async def test_csv_batch_per_message_verify(
         headers=a.headers(**{"Content-Type": "text/csv"}),
     )
     assert resp.status == 202, await resp.text()
-    body = await services.store.pool.fetchval("SELECT body FROM messages")
+    body = (
+        await opened_one(services.store, "SELECT id, data_key, body_sealed, body FROM messages")
+    )["body"]
     m = _CODE.search(body)
     assert m
     assert (await _ask(client, MSISDN, ascii_digits(m.group(1))))[1]["genuine"] is True

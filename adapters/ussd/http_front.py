@@ -47,6 +47,10 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     files = load_menu_dir(cfg.menus_dir, limits)
     await store_agency_menus(svc.store, files)
     platform = files.get(PLATFORM)
+
+    async def verifier(code: str, msisdn: str) -> str:
+        return (await svc.verification.verify(code, msisdn)).text_fa()
+
     async with aiohttp.ClientSession() as client:
         engine = SessionEngine(
             svc.store,
@@ -55,6 +59,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
             svc.agencies.webhook_secret,
             platform=platform.menu if platform else None,
             platform_code=svc.config.numbering.ussd_prefix + "#",
+            verifier=verifier,
         )
         app[ENGINE] = engine
 

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "platform"
 _SUFFIXES = (".json", ".yaml", ".yml")
-_PLATFORM_KINDS = ("menu", "message")
+_PLATFORM_KINDS = ("menu", "message", "verify")
 
 
 class MenuFileError(ValueError):
@@ -68,7 +68,7 @@ def load_menu_file(path: Path, limits: Limits) -> MenuFile:
         )
     definition = _parse(path)
     try:
-        menu = load_menu(definition, limits)
+        menu = load_menu(definition, limits, platform=key == PLATFORM)
     except MenuError as exc:
         first = exc.issues[0]
         raise MenuFileError(path, first.screen, first.error, len(exc.issues) - 1) from None

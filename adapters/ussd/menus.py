@@ -10,7 +10,9 @@ A definition is a JSON object (YAML parsed to the same shape works too)::
 
 Screen kinds: ``menu`` (numbered options, each to a screen), ``input`` (a validated value, then
 ``next``), ``message`` (shown, session ends) and ``remote`` (the agency's HTTPS endpoint answers;
-``fallback`` is shown when it fails or is slow; the session ends).
+``fallback`` is shown when it fails or is slow; the session ends). The platform menu alone may
+also have ``verify`` screens (asks for a verification code, answers whether a message with it
+was sent to this phone through Payam Iran: docs/TRUST.md).
 
 Every screen is paged at load so that no page exceeds the limit of its encoding (MISSION §3:
 ≤ 72 UCS2 characters or 160 GSM7 septets per screen), counting the option numbers and the «۹۸
@@ -25,7 +27,7 @@ from typing import Any
 
 from adapters.sms.encoding import fits_gsm7, gsm7_length
 
-KINDS = ("menu", "input", "message", "remote")
+KINDS = ("menu", "input", "message", "remote", "verify")
 RULES = ("digits", "national_code", "text")
 MORE = "98"
 BACK = "0"
@@ -204,6 +206,7 @@ _FIELDS = {
     "input": {"kind", "text", "next", "validate", "min_length", "max_length", "error"},
     "message": {"kind", "text"},
     "remote": {"kind", "url", "fallback", "send_msisdn"},
+    "verify": {"kind", "text"},
 }
 
 
@@ -299,8 +302,10 @@ def _fields(screen: Screen) -> dict[str, Any]:
     return {name: getattr(screen, name) for name in Screen.__slots__}
 
 
-def load_menu(data: Any, limits: Limits | None = None) -> Menu:
-    """Parse and validate a definition; raise MenuError listing every problem by screen."""
+def load_menu(data: Any, limits: Limits | None = None, *, platform: bool = False) -> Menu:
+    """Parse and validate a definition; raise MenuError listing every problem by screen.
+    ``verify`` screens only in the platform menu (``platform``): an agency cannot vouch for
+    itself."""
     limits = limits or Limits()
     issues: list[MenuIssue] = []
     if not isinstance(data, dict):
@@ -318,6 +323,8 @@ def load_menu(data: Any, limits: Limits | None = None) -> Menu:
     screens: dict[str, Screen] = {}
     for sid, raw in raw_screens.items():
         screen = _read_screen(sid, raw, issues)
+        if screen is not None and screen.kind == "verify" and not platform:
+            issues.append(MenuIssue(sid, "verify screens are for the platform menu only"))
         if screen is not None:
             screens[sid] = _with_pages(screen, limits, issues, root)
     for screen in screens.values():

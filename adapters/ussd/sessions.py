@@ -15,11 +15,11 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from adapters.ussd.menus import BACK, MORE, Limits, Menu, Screen, load_menu
+from adapters.ussd.menus import BACK, MORE, Limits, Menu, Screen, load_menu, paginate
 from adapters.ussd.remote import RemoteCaller
 from gateway.config import UssdConfig
 from gateway.identity import is_valid_national_code
@@ -70,6 +70,10 @@ class _Dialog:
     state: _State = field(default_factory=lambda: _State("", 0, {}, "", False))
 
 
+# Where a verify screen keeps the answer while it is paged.
+_ANSWER = "_answer"
+
+
 def _parse_dialled(service_code: str) -> tuple[str, list[str]] | None:
     """``*412*1*3#`` -> (``412``, [``1``, ``3``]); None when it is not a dialled code."""
     code = normalize(service_code).replace(" ", "")
@@ -108,6 +112,7 @@ class SessionEngine:
         secret_for: Callable[[Agency], str],
         platform: Menu | None = None,
         platform_code: str = "*4#",
+        verifier: Callable[[str, str], Awaitable[str]] | None = None,
     ) -> None:
         self._store = store
         self._cfg = cfg
@@ -117,6 +122,9 @@ class SessionEngine:
         # The platform root (ussd.menus_dir/platform.yaml): menus and messages only, so it lists
         # nothing personal; unknown codes then point to it.
         self._platform = platform
+        # verify screens: (code, the session's MSISDN) -> the answer's Persian text
+        # (services.verification.verify(...).text_fa(), docs/TRUST.md).
+        self._verifier = verifier
         self._platform_key = NumberingPlan.ussd_key(platform_code)
         self._unknown = (
             UNKNOWN_CODE if platform is None else f"{UNKNOWN_CODE}\nفهرست: {platform_code}"
@@ -307,9 +315,31 @@ class SessionEngine:
         last = len(screen.pages) == 1
         return _State(sid, 0, inputs, screen.pages[0], screen.kind == "message" and last, trail)
 
+    async def _verify(self, dialog: _Dialog, screen: Screen, value: str) -> _State:
+        """The code typed on a verify screen: the answer, paged like any screen (kept in the
+        session's inputs under ``_answer`` for «۹۸ بیشتر»; the code itself is not kept)."""
+        st = dialog.state
+        if self._verifier is None:
+            return replace(st, reply=UNAVAILABLE, ended=True)
+        answer = await self._verifier(value, dialog.key.msisdn)
+        pages = paginate([answer], self._limits)
+        return replace(
+            st, page=0, inputs={**st.inputs, _ANSWER: answer}, reply=pages[0], ended=len(pages) == 1
+        )
+
     async def _press(self, dialog: _Dialog, value: str) -> _State:
         st = dialog.state
         screen = dialog.menu.screens[st.screen]
+        if screen.kind == "verify":
+            if _ANSWER not in st.inputs:
+                return await self._verify(dialog, screen, value)
+            answer_pages = paginate([st.inputs[_ANSWER]], self._limits)
+            at = st.page
+            if value == MORE and at < len(answer_pages) - 1:
+                at += 1
+            elif value == BACK and at > 0:
+                at -= 1
+            return replace(st, page=at, reply=answer_pages[at], ended=at == len(answer_pages) - 1)
         n = len(screen.pages)
         page = st.page
         if value == MORE and page < n - 1:

@@ -1,5 +1,5 @@
-"""Admin routes for citizen trust (docs/TRUST.md): an agency's registered link domains and its
-verification-code policy."""
+"""Admin routes for citizen trust (docs/TRUST.md): an agency's registered link domains, its
+verification-code policy and its retention of contents."""
 
 from __future__ import annotations
 
@@ -64,9 +64,43 @@ async def put_verification(request: web.Request) -> web.Response:
     return json_response({"policy": data["policy"]})
 
 
+async def get_retention(request: web.Request) -> web.Response:
+    """GET /admin/v1/agencies/{agency_id}/retention: days kept per channel, and whether each is
+    the platform default."""
+    await admin_auth(request, write=False)
+    svc = services(request)
+    agency = await svc.agencies.get(agency_id(request))
+    return json_response(await svc.privacy.retention(agency.id))
+
+
+async def put_retention(request: web.Request) -> web.Response:
+    """PUT /admin/v1/agencies/{agency_id}/retention ``{"sms": 30, "letter": null}``: days per
+    channel, null for the default (audited)."""
+    admin = await admin_auth(request, write=True)
+    data = await read_json(request)
+    if not isinstance(data, dict) or not data:
+        raise Problem("wrong_type", 'an object such as {"sms": 30, "letter": 1825}')
+    svc = services(request)
+    agency = await svc.agencies.get(agency_id(request))
+    before = await svc.privacy.retention(agency.id)
+    await svc.privacy.set_retention(agency.id, data)
+    after = await svc.privacy.retention(agency.id)
+    await svc.store.audit.record(
+        actor=admin.actor,
+        action="agency.set_retention",
+        target=str(agency.id),
+        outcome="ok",
+        client_addr=client_addr(request),
+        detail={"before": before, "after": after},
+    )
+    return json_response(after)
+
+
 def register(app: web.Application) -> None:
     r = app.router
     r.add_get("/admin/v1/agencies/{agency_id}/domains", get_domains)
     r.add_put("/admin/v1/agencies/{agency_id}/domains", put_domains)
     r.add_get("/admin/v1/agencies/{agency_id}/verification", get_verification)
     r.add_put("/admin/v1/agencies/{agency_id}/verification", put_verification)
+    r.add_get("/admin/v1/agencies/{agency_id}/retention", get_retention)
+    r.add_put("/admin/v1/agencies/{agency_id}/retention", put_retention)

@@ -133,6 +133,7 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         app.cleanup_ctx.append(_purge_seen_tokens)
         app.cleanup_ctx.append(trust_jobs.audit_checkpoints)
         app.cleanup_ctx.append(trust_jobs.verification_purge)
+        app.cleanup_ctx.append(trust_jobs.retention_purge)
     app.cleanup_ctx.append(_operations)
     app.on_shutdown.append(_start_draining)
     return app

@@ -40,6 +40,15 @@ _POLICY = _obj(
     },
     ["policy"],
 )
+_DAYS = {"type": ["integer", "null"], "minimum": 1, "maximum": 7305}
+_RETENTION_PUT = _obj(
+    {
+        "sms": {**_DAYS, "description": "days SMS and reply texts are kept; null: default"},
+        "letter": {**_DAYS, "description": "days letter contents are kept; null: default"},
+    }
+)
+_CHANNEL = _obj({"days": {"type": "integer"}, "default": {"type": "boolean"}}, ["days", "default"])
+_RETENTION = _obj({"sms": _CHANNEL, "letter": _CHANNEL}, ["sms", "letter"])
 _ANSWER = _obj(
     {
         "status": {"enum": ["genuine", "not_genuine"]},
@@ -87,6 +96,24 @@ def trust_paths() -> dict[str, Any]:
                 security="adminToken",
                 params=[AGENCY_ID],
                 body=_body(_POLICY),
+                errors=ADMIN_W,
+            ),
+        },
+        "/admin/v1/agencies/{agency_id}/retention": {
+            "get": _op(
+                "How long the agency's contents are kept, per channel (docs/TRUST.md)",
+                _ok("days per channel", _RETENTION),
+                security="adminToken",
+                params=[AGENCY_ID],
+                errors=ADMIN_R,
+            ),
+            "put": _op(
+                "Set the agency's retention per channel; past it, texts are purged and data "
+                "keys shredded (audited)",
+                _ok("retention now in force", _RETENTION),
+                security="adminToken",
+                params=[AGENCY_ID],
+                body=_body(_RETENTION_PUT),
                 errors=ADMIN_W,
             ),
         },

@@ -51,3 +51,11 @@ async def verification_purge(app: web.Application) -> AsyncIterator[None]:
 
     async with periodic(_PURGE_SECONDS, job, "verification purge"):
         yield
+
+
+async def retention_purge(app: web.Application) -> AsyncIterator[None]:
+    """Every privacy.purge_seconds: scrub contents past retention, shred expired data keys
+    (gateway/privacy.py)."""
+    services = app[SERVICES]
+    async with periodic(services.config.privacy.purge_seconds, services.privacy.purge, "purge"):
+        yield

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -15,6 +16,7 @@ from gateway.store.agencies import AgencyStore
 from gateway.store.audit import AuditChainStore, AuditStore
 from gateway.store.callbacks import CallbackStore
 from gateway.store.credentials import CredentialStore
+from gateway.store.data_keys import DataKeyStore
 from gateway.store.db import Executor, transaction
 from gateway.store.leases import LeaseStore
 from gateway.store.letters import LetterStore
@@ -29,9 +31,14 @@ from gateway.store.ussd import UssdStore
 from gateway.store.ussd_push import UssdPushStore
 from gateway.store.verification import VerificationStore
 
+if TYPE_CHECKING:
+    from gateway.vault import Vault
+
 
 class Store:
-    def __init__(self, pool: asyncpg.Pool, executor: Executor | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, executor: Executor | None = None, vault: Vault | None = None
+    ) -> None:
         self.pool = pool
         self.db = executor or Executor(pool)
         self.agencies = AgencyStore(self.db)
@@ -51,11 +58,21 @@ class Store:
         self.ussd_pushes = UssdPushStore(self.db)
         self.verification = VerificationStore(self.db)
         self.leases = LeaseStore(self.db)
+        self.data_keys = DataKeyStore(self.db)
+        self.vault: Vault | None = None
+        if vault is not None:
+            self.use_vault(vault)
+
+    def use_vault(self, vault: Vault) -> None:
+        """Seal texts from now on (encryption at rest, docs/TRUST.md); transactions inherit it."""
+        self.vault = vault
+        for repo in (self.messages, self.queue, self.replies, self.letters, self.callbacks):
+            repo.vault = vault
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:
         async with transaction(self.pool) as tx:
-            yield Store(self.pool, tx)
+            yield Store(self.pool, tx, self.vault)
 
     async def ping(self) -> bool:
         value = await self.db.fetchval("ping", "SELECT 1")

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from gateway.store.db import Executor
+
+if TYPE_CHECKING:
+    from gateway.vault import Vault
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +26,9 @@ class DueCallback:
 
 
 class CallbackStore:
-    def __init__(self, db: Executor) -> None:
+    def __init__(self, db: Executor, vault: Vault | None = None) -> None:
         self._db = db
+        self.vault = vault
 
     async def enqueue_status(self, message_ids: list[uuid.UUID], give_up_at: datetime) -> int:
         """One ``message.status`` callback per final message that has a callback URL (its own,
@@ -52,15 +57,35 @@ class CallbackStore:
     async def enqueue(
         self, agency_id: uuid.UUID, kind: str, url: str, body: bytes, give_up_at: datetime
     ) -> None:
+        if self.vault is None:
+            await self._db.execute(
+                "callbacks_enqueue",
+                """INSERT INTO callbacks (agency_id, kind, url, body, give_up_at)
+                   VALUES ($1, $2, $3, $4, $5)""",
+                agency_id,
+                kind,
+                url,
+                body,
+                give_up_at,
+            )
+            return
+        # Reply callbacks repeat the citizen's text: sealed like the reply itself, the row's id
+        # (drawn first) as associated data.
+        from gateway.vault import SMS, callback_aad
+
+        key = await self.vault.key_for(agency_id, SMS, datetime.now(UTC))
+        cid = await self._db.fetchval("callbacks_next_id", "SELECT nextval('callbacks_id_seq')")
         await self._db.execute(
-            "callbacks_enqueue",
-            """INSERT INTO callbacks (agency_id, kind, url, body, give_up_at)
-               VALUES ($1, $2, $3, $4, $5)""",
+            "callbacks_enqueue_sealed",
+            """INSERT INTO callbacks (id, agency_id, kind, url, body, give_up_at, data_key)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            cid,
             agency_id,
             kind,
             url,
-            body,
+            key.seal(body, callback_aad(int(cid))),
             give_up_at,
+            key.id,
         )
 
     async def claim(self, limit: int, lease_seconds: float) -> list[DueCallback]:
@@ -73,11 +98,28 @@ class CallbackStore:
                    ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
                UPDATE callbacks k SET leased_until = now() + make_interval(secs => $2)
                FROM c WHERE k.id = c.id
-               RETURNING k.id, k.agency_id, k.kind, k.url, k.body, k.attempts, k.give_up_at""",
+               RETURNING k.id, k.agency_id, k.kind, k.url, k.body, k.attempts, k.give_up_at,
+                         k.data_key""",
             limit,
             lease_seconds,
         )
-        return [DueCallback(**{**dict(r), "body": bytes(r["body"])}) for r in rows]
+        from gateway.vault import callback_aad
+
+        if self.vault is not None:
+            await self.vault.load({r["data_key"] for r in rows})
+        out = []
+        for r in rows:
+            d = dict(r)
+            key, body = d.pop("data_key"), bytes(r["body"])
+            if key is not None:
+                plain = (
+                    None
+                    if self.vault is None
+                    else self.vault.open(key, body, callback_aad(d["id"]))
+                )
+                body = plain if plain is not None else b"{}"
+            out.append(DueCallback(**{**d, "body": body}))
+        return out
 
     async def finish(self, callback_id: int, outcome: str, error: str) -> None:
         await self._db.execute(

@@ -6,18 +6,23 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway.store.db import Executor, Record
+
+if TYPE_CHECKING:
+    from gateway.vault import Vault
 
 _LETTER_COLUMNS = """id, agency_id, tracking_number, recipient_kind, recipient_id, subject, body,
     reply_allowed, deemed_policy, deemed_days, notify_sms, content_sha256, source,
     mail_message_id, client_ref, status, attempts, last_error, accepted_at, deposited_at,
     notified_at, opened_at, replied_at, deemed_at, failed_at, notice_message_id, notice_state,
     is_test"""
+# Read with the sealed content (migration 0010); _LETTER_COLUMNS is also the insert's order.
+_READ_COLUMNS = _LETTER_COLUMNS + ", data_key, content_sealed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +132,6 @@ class DueReplyDelivery:
     give_up_at: datetime
 
 
-def _letter(r: Record) -> Letter:
-    return Letter(**dict(r))
-
-
 def _event(r: Record) -> LetterEvent:
     d = dict(r)
     d["detail"] = orjson.loads(d["detail"]) if isinstance(d["detail"], str) else d["detail"]
@@ -138,19 +139,100 @@ def _event(r: Record) -> LetterEvent:
 
 
 class LetterStore:
-    def __init__(self, db: Executor) -> None:
+    def __init__(self, db: Executor, vault: Vault | None = None) -> None:
         self._db = db
+        self.vault = vault
+
+    async def _letters(self, rows: list[Any]) -> list[Letter]:
+        """Rows to letters, opening the sealed subject and body ('' once shredded)."""
+        from gateway.vault import letter_aad
+
+        if self.vault is not None:
+            await self.vault.load({r["data_key"] for r in rows})
+        out = []
+        for r in rows:
+            d = dict(r)
+            key, sealed = d.pop("data_key"), d.pop("content_sealed")
+            if key is not None:
+                plain = (
+                    None
+                    if self.vault is None
+                    else self.vault.open(key, sealed, letter_aad(d["id"]))
+                )
+                content = orjson.loads(plain) if plain is not None else {}
+                d["subject"], d["body"] = content.get("s", ""), content.get("b", "")
+            out.append(Letter(**d))
+        return out
+
+    async def _letter1(self, row: Record | None) -> Letter | None:
+        return (await self._letters([row]))[0] if row is not None else None
+
+    async def _open_attachments(self, owner: uuid.UUID, rows: list[Any]) -> list[StoredAttachment]:
+        from gateway.vault import attachment_aad
+
+        if self.vault is not None:
+            await self.vault.load({r["data_key"] for r in rows})
+        out = []
+        for r in rows:
+            d = dict(r)
+            key = d.pop("data_key")
+            data = bytes(d["data"])
+            if key is not None and data:
+                plain = (
+                    None
+                    if self.vault is None
+                    else self.vault.open(key, data, attachment_aad(owner, d["idx"]))
+                )
+                data = plain if plain is not None else b""
+            out.append(StoredAttachment(**{**d, "data": data}))
+        return out
+
+    async def _seal_attachments(
+        self, agency_id: uuid.UUID, owner: uuid.UUID, attachments: list[StoredAttachment]
+    ) -> list[tuple[Any, ...]]:
+        if self.vault is None:
+            return [
+                (owner, a.idx, a.name, a.content_type, a.size, a.sha256, a.data, None)
+                for a in attachments
+            ]
+        from gateway.vault import LETTER, attachment_aad
+
+        key = await self.vault.key_for(agency_id, LETTER, datetime.now(UTC))
+        return [
+            (
+                owner,
+                a.idx,
+                a.name,
+                a.content_type,
+                a.size,
+                a.sha256,
+                key.seal(a.data, attachment_aad(owner, a.idx)),
+                key.id,
+            )
+            for a in attachments
+        ]
 
     # -- letters -------------------------------------------------------------------------
     async def insert(self, letter: Letter, attachments: list[StoredAttachment]) -> bool:
         """False when the tracking number is already taken (the caller draws another)."""
+        values = {f.name: getattr(letter, f.name) for f in dataclasses.fields(Letter)}
+        key_id, sealed = None, None
+        if self.vault is not None:
+            from gateway.vault import LETTER, letter_aad
+
+            key = await self.vault.key_for(letter.agency_id, LETTER, datetime.now(UTC))
+            content = orjson.dumps({"s": letter.subject, "b": letter.body})
+            key_id, sealed = key.id, key.seal(content, letter_aad(letter.id))
+            values["subject"] = values["body"] = ""
         inserted = await self._db.fetchval(
             "letter_insert",
-            f"""INSERT INTO letters ({_LETTER_COLUMNS})
+            f"""INSERT INTO letters ({_LETTER_COLUMNS}, data_key, content_sealed)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                        $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
+                        $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
                 ON CONFLICT (tracking_number) DO NOTHING RETURNING true""",
-            *(getattr(letter, f.name) for f in dataclasses.fields(Letter)),
+            *values.values(),
+            key_id,
+            sealed,
         )
         if not inserted:
             return False
@@ -158,53 +240,50 @@ class LetterStore:
             await self._db.executemany(
                 "letter_attachments_insert",
                 """INSERT INTO letter_attachments
-                       (letter_id, idx, name, content_type, size, sha256, data)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-                [
-                    (letter.id, a.idx, a.name, a.content_type, a.size, a.sha256, a.data)
-                    for a in attachments
-                ],
+                       (letter_id, idx, name, content_type, size, sha256, data, data_key)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                await self._seal_attachments(letter.agency_id, letter.id, attachments),
             )
         return True
 
     async def get(self, letter_id: uuid.UUID, agency_id: uuid.UUID | None = None) -> Letter | None:
         row = await self._db.fetchrow(
             "letter_get",
-            f"""SELECT {_LETTER_COLUMNS} FROM letters
+            f"""SELECT {_READ_COLUMNS} FROM letters
                 WHERE id = $1 AND ($2::uuid IS NULL OR agency_id = $2)""",
             letter_id,
             agency_id,
         )
-        return _letter(row) if row else None
+        return await self._letter1(row)
 
     async def lock(self, letter_id: uuid.UUID) -> Letter | None:
         row = await self._db.fetchrow(
             "letter_lock",
-            f"SELECT {_LETTER_COLUMNS} FROM letters WHERE id = $1 FOR UPDATE",
+            f"SELECT {_READ_COLUMNS} FROM letters WHERE id = $1 FOR UPDATE",
             letter_id,
         )
-        return _letter(row) if row else None
+        return await self._letter1(row)
 
     async def by_tracking(self, agency_id: uuid.UUID, tracking: str) -> Letter | None:
         row = await self._db.fetchrow(
             "letter_by_tracking",
-            f"SELECT {_LETTER_COLUMNS} FROM letters WHERE tracking_number = $1 AND agency_id = $2",
+            f"SELECT {_READ_COLUMNS} FROM letters WHERE tracking_number = $1 AND agency_id = $2",
             tracking,
             agency_id,
         )
-        return _letter(row) if row else None
+        return await self._letter1(row)
 
     async def attachments(
         self, letter_id: uuid.UUID, with_data: bool = True
     ) -> list[StoredAttachment]:
         rows = await self._db.fetch(
             "letter_attachments",
-            f"""SELECT idx, name, content_type, size, sha256,
+            f"""SELECT idx, name, content_type, size, sha256, data_key,
                        {"data" if with_data else "''::bytea AS data"}
                 FROM letter_attachments WHERE letter_id = $1 ORDER BY idx""",
             letter_id,
         )
-        return [StoredAttachment(**{**dict(r), "data": bytes(r["data"])}) for r in rows]
+        return await self._open_attachments(letter_id, list(rows))
 
     async def update(self, letter_id: uuid.UUID, **fields: Any) -> None:
         names = list(fields)
@@ -226,11 +305,11 @@ class LetterStore:
                     ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
                 UPDATE letters l SET leased_until = now() + make_interval(secs => $2)
                 FROM c WHERE l.id = c.id
-                RETURNING {", ".join("l." + c.strip() for c in _LETTER_COLUMNS.split(","))}""",
+                RETURNING {", ".join("l." + c.strip() for c in _READ_COLUMNS.split(","))}""",
             limit,
             lease_seconds,
         )
-        return [_letter(r) for r in rows]
+        return await self._letters(list(rows))
 
     async def retry_later(self, letter_id: uuid.UUID, delay: float, error: str) -> None:
         await self._db.execute(
@@ -349,70 +428,100 @@ class LetterStore:
         return not fresh
 
     async def insert_reply(self, reply: LetterReply, attachments: list[StoredAttachment]) -> bool:
+        text, key_id, sealed = reply.text, None, None
+        if self.vault is not None:
+            from gateway.vault import LETTER, letter_reply_aad
+
+            key = await self.vault.key_for(reply.agency_id, LETTER, datetime.now(UTC))
+            text, key_id = "", key.id
+            sealed = key.seal(reply.text.encode(), letter_reply_aad(reply.id))
         inserted = await self._db.fetchval(
             "letter_reply_insert",
             """INSERT INTO letter_replies (id, agency_id, letter_id, reply_id, text, actor_kind,
-                   content_sha256, replied_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   content_sha256, replied_at, data_key, text_sealed)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                ON CONFLICT (letter_id, reply_id) DO NOTHING RETURNING true""",
             reply.id,
             reply.agency_id,
             reply.letter_id,
             reply.reply_id,
-            reply.text,
+            text,
             reply.actor_kind,
             reply.content_sha256,
             reply.replied_at,
+            key_id,
+            sealed,
         )
         if inserted and attachments:
             await self._db.executemany(
                 "letter_reply_attachments_insert",
                 """INSERT INTO letter_reply_attachments
-                       (reply_id, idx, name, content_type, size, sha256, data)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-                [
-                    (reply.id, a.idx, a.name, a.content_type, a.size, a.sha256, a.data)
-                    for a in attachments
-                ],
+                       (reply_id, idx, name, content_type, size, sha256, data, data_key)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                await self._seal_attachments(reply.agency_id, reply.id, attachments),
             )
         return bool(inserted)
+
+    async def _letter_replies(self, rows: list[Any]) -> list[LetterReply]:
+        from gateway.vault import letter_reply_aad
+
+        if self.vault is not None:
+            await self.vault.load({r["data_key"] for r in rows})
+        out = []
+        for r in rows:
+            d = dict(r)
+            key, sealed = d.pop("data_key"), d.pop("text_sealed")
+            if key is not None:
+                plain = (
+                    None
+                    if self.vault is None
+                    else self.vault.open(key, sealed, letter_reply_aad(d["id"]))
+                )
+                d["text"] = "" if plain is None else plain.decode()
+            out.append(LetterReply(**d))
+        return out
 
     async def replies(self, agency_id: uuid.UUID, after: int, limit: int) -> list[LetterReply]:
         rows = await self._db.fetch(
             "letter_replies_list",
             """SELECT id, seq, agency_id, letter_id, reply_id, text, actor_kind, content_sha256,
-                      replied_at, received_at
+                      replied_at, received_at, data_key, text_sealed
                FROM letter_replies WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3""",
             agency_id,
             after,
             limit,
         )
-        return [LetterReply(**dict(r)) for r in rows]
+        return await self._letter_replies(list(rows))
 
     async def reply(self, reply_id: uuid.UUID) -> LetterReply | None:
         row = await self._db.fetchrow(
             "letter_reply_get",
             """SELECT id, seq, agency_id, letter_id, reply_id, text, actor_kind, content_sha256,
-                      replied_at, received_at FROM letter_replies WHERE id = $1""",
+                      replied_at, received_at, data_key, text_sealed
+               FROM letter_replies WHERE id = $1""",
             reply_id,
         )
-        return LetterReply(**dict(row)) if row else None
+        return (await self._letter_replies([row]))[0] if row else None
 
     async def reply_attachments(
         self, reply_ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, list[StoredAttachment]]:
         rows = await self._db.fetch(
             "letter_reply_attachments",
-            """SELECT reply_id, idx, name, content_type, size, sha256, data
+            """SELECT reply_id, idx, name, content_type, size, sha256, data, data_key
                FROM letter_reply_attachments WHERE reply_id = ANY($1::uuid[])
                ORDER BY reply_id, idx""",
             reply_ids,
         )
-        out: dict[uuid.UUID, list[StoredAttachment]] = {}
+        grouped: dict[uuid.UUID, list[Any]] = {}
         for r in rows:
-            d = dict(r)
-            rid = d.pop("reply_id")
-            out.setdefault(rid, []).append(StoredAttachment(**{**d, "data": bytes(d["data"])}))
+            grouped.setdefault(r["reply_id"], []).append(r)
+        out: dict[uuid.UUID, list[StoredAttachment]] = {}
+        for rid, group in grouped.items():
+            opened = await self._open_attachments(
+                rid, [{k: v for k, v in dict(r).items() if k != "reply_id"} for r in group]
+            )
+            out[rid] = opened
         return out
 
     # -- reply deliveries ----------------------------------------------------------------

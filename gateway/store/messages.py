@@ -3,9 +3,10 @@ the policy lookups the accept path needs (opt-outs, duplicates, quota, idempoten
 
 from __future__ import annotations
 
+import base64
 import uuid
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -13,9 +14,12 @@ from gateway.status import CANCELLED, WAITING
 from gateway.store.db import Executor
 from gateway.store.models import Message, MessageEvent, NewMessage
 
+if TYPE_CHECKING:
+    from gateway.vault import DataKey, Vault
+
 _COLUMNS = """id, agency_id, batch_id, is_test, recipient, sender, body, encoding, parts, priority,
     mandatory, status, operator, send_at, valid_until, client_ref, callback_url, attempts,
-    error_code, created_at, updated_at, final_at"""
+    error_code, created_at, updated_at, final_at, data_key, body_sealed"""
 
 MESSAGE_COLUMNS = _MESSAGE_FIELDS = (
     "id",
@@ -38,29 +42,72 @@ MESSAGE_COLUMNS = _MESSAGE_FIELDS = (
 )
 
 
+async def agency_keys(
+    vault: Vault, agency_ids: set[uuid.UUID], channel: str
+) -> dict[uuid.UUID, DataKey]:
+    """This month's data key of each agency in a batch (one await per agency, not per row)."""
+    now = datetime.now(UTC)
+    return {a: await vault.key_for(a, channel, now) for a in agency_ids}
+
+
+def open_body(vault: Vault | None, row: Any) -> str:
+    """The text of a ``messages`` row read with data_key and body_sealed: '' once shredded or
+    purged; a row written before encryption (data_key NULL) is plaintext."""
+    from gateway.vault import message_aad
+
+    if row["data_key"] is None:
+        return str(row["body"])
+    if vault is None:
+        return ""
+    plain = vault.open(row["data_key"], row["body_sealed"], message_aad(row["id"]))
+    return "" if plain is None else plain.decode()
+
+
 class MessageStore:
-    def __init__(self, db: Executor) -> None:
+    def __init__(self, db: Executor, vault: Vault | None = None) -> None:
         self._db = db
+        # Set by Store.use_vault (gateway/services.py): texts are sealed from then on.
+        self.vault = vault
+
+    async def _sealed(self, rows: list[NewMessage]) -> list[tuple[int, bytes, bytes] | None]:
+        """(data key id, sealed text, text MAC) per row, or None per row without a vault."""
+        vault = self.vault
+        if vault is None:
+            return [None] * len(rows)
+        from gateway.vault import SMS, message_aad
+
+        keys = await agency_keys(vault, {m.agency_id for m in rows}, SMS)
+        out: list[tuple[int, bytes, bytes] | None] = []
+        for m in rows:
+            k = keys[m.agency_id]
+            raw = m.body.encode()
+            out.append((k.id, k.seal(raw, message_aad(m.id)), vault.mac(m.body)))
+        return out
 
     async def insert_one(self, m: NewMessage, lane: int) -> datetime:
         """Message and queue row in one statement. The accept transitions (accepted, then
         queued or scheduled) are not written as events: they are implied by created_at and
         send_at, which saves two rows per message on the hottest path (see history())."""
+        (sealed,) = await self._sealed([m])
+        values = [getattr(m, f) for f in _MESSAGE_FIELDS]
+        if sealed is not None:
+            values[_MESSAGE_FIELDS.index("body")] = ""
         created: datetime = await self._db.fetchval(
             "message_insert",
             """WITH m AS (
                    INSERT INTO messages (id, agency_id, batch_id, key_id, is_test, recipient,
                        sender, body, encoding, parts, priority, mandatory, status, send_at,
-                       valid_until, client_ref, callback_url)
+                       valid_until, client_ref, callback_url, data_key, body_sealed, body_mac)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                       $16, $17)
+                       $16, $17, $20, $21, $22)
                    RETURNING id, created_at),
                q AS (INSERT INTO queue (message_id, lane, agency_id, vt)
                      SELECT id, $18, $2, $19 FROM m)
                SELECT created_at FROM m""",
-            *(getattr(m, f) for f in _MESSAGE_FIELDS),
+            *values,
             lane,
             m.vt,
+            *(sealed if sealed is not None else (None, None, None)),
         )
         return created
 
@@ -153,6 +200,16 @@ class MessageStore:
             }
             for i, m in enumerate(rows)
         ]
+        if self.vault is not None:
+            # Sealed here, per batch: the function stores ciphertext and compares MACs
+            # (migration 0010); the text itself never reaches the database.
+            b64 = base64.b64encode
+            for item, sealed in zip(batch, await self._sealed(rows), strict=True):
+                assert sealed is not None
+                item["body"] = ""
+                item["data_key"] = sealed[0]
+                item["body_sealed"] = b64(sealed[1]).decode()
+                item["body_mac"] = b64(sealed[2]).decode()
         row = await self._db.fetchrow(
             "message_accept_many",
             "SELECT codes, accepted_at FROM payam_accept_messages($1::jsonb)",
@@ -186,23 +243,50 @@ class MessageStore:
         ``step_seconds`` of virtual time. Must run inside a transaction."""
         conn: Any = self._db.raw()
         await conn.execute(
-            """CREATE TEMP TABLE IF NOT EXISTS batch_stage (
-                   recipient text, body text, encoding text, parts smallint)
+            """CREATE TEMP TABLE IF NOT EXISTS batch_stage_sealed (
+                   id uuid, recipient text, body text, encoding text, parts smallint,
+                   data_key integer, body_sealed bytea, body_mac bytea)
                ON COMMIT DELETE ROWS;
-               TRUNCATE batch_stage"""
+               TRUNCATE batch_stage_sealed"""
         )
+        staged: list[tuple[Any, ...]]
+        if self.vault is None:
+            staged = [(uuid.uuid4(), r, b, e, n, None, None, None) for r, b, e, n in rows]
+        else:
+            from gateway.vault import SMS, message_aad
+
+            key = (await agency_keys(self.vault, {agency_id}, SMS))[agency_id]
+            mac = self.vault.mac
+            staged = []
+            for r, b, e, n in rows:
+                # Ids drawn here, not by the server: the id is the sealed text's associated data.
+                mid = uuid.uuid4()
+                staged.append(
+                    (mid, r, "", e, n, key.id, key.seal(b.encode(), message_aad(mid)), mac(b))
+                )
         await conn.copy_records_to_table(
-            "batch_stage", records=rows, columns=["recipient", "body", "encoding", "parts"]
+            "batch_stage_sealed",
+            records=staged,
+            columns=[
+                "id",
+                "recipient",
+                "body",
+                "encoding",
+                "parts",
+                "data_key",
+                "body_sealed",
+                "body_mac",
+            ],
         )
         await self._db.execute(
             "batch_insert_rows",
             """WITH m AS (
-                   INSERT INTO messages (agency_id, batch_id, key_id, is_test, recipient, sender,
-                       body, encoding, parts, priority, mandatory, status, send_at, valid_until,
-                       client_ref, callback_url)
-                   SELECT $1, $2, $3, $4, s.recipient, $5, s.body, s.encoding, s.parts, $6, $7,
-                          $8, $9, $10, $11, $12
-                   FROM batch_stage s
+                   INSERT INTO messages (id, agency_id, batch_id, key_id, is_test, recipient,
+                       sender, body, encoding, parts, priority, mandatory, status, send_at,
+                       valid_until, client_ref, callback_url, data_key, body_sealed, body_mac)
+                   SELECT s.id, $1, $2, $3, $4, s.recipient, $5, s.body, s.encoding, s.parts,
+                          $6, $7, $8, $9, $10, $11, $12, s.data_key, s.body_sealed, s.body_mac
+                   FROM batch_stage_sealed s
                    RETURNING id)
                INSERT INTO queue (message_id, lane, agency_id, vt)
                SELECT id, $6, $1,
@@ -245,7 +329,14 @@ class MessageStore:
             message_id,
             agency_id,
         )
-        return Message(**dict(row)) if row else None
+        if row is None:
+            return None
+        if row["data_key"] is not None and self.vault is not None:
+            await self.vault.load([row["data_key"]])
+        d = dict(row)
+        d["body"] = open_body(self.vault, row)
+        del d["data_key"], d["body_sealed"]
+        return Message(**d)
 
     async def notify_queued(self, crisis: bool) -> None:
         """Wake the dispatchers (and, for crisis, their crisis worker) when this transaction
@@ -333,13 +424,16 @@ class MessageStore:
         found: uuid.UUID | None = await self._db.fetchval(
             "message_duplicate",
             """SELECT id FROM messages
-               WHERE agency_id = $1 AND recipient = $2 AND created_at >= $3 AND body = $4
+               WHERE agency_id = $1 AND recipient = $2 AND created_at >= $3
+                 AND CASE WHEN $5::bytea IS NULL THEN body_mac IS NULL AND body = $4
+                          ELSE body_mac = $5 END
                  AND status <> 'cancelled'
                ORDER BY created_at DESC LIMIT 1""",
             agency_id,
             msisdn,
             since,
             body,
+            self.vault.mac(body) if self.vault is not None else None,
         )
         return found
 

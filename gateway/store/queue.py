@@ -6,10 +6,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from gateway.status import QUEUED, SCHEDULED, SUBMITTED
 from gateway.store.db import Executor
+from gateway.store.messages import open_body
 from gateway.store.models import Claimed
+
+if TYPE_CHECKING:
+    from gateway.vault import Vault
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +42,9 @@ class Final:
 
 
 class QueueStore:
-    def __init__(self, db: Executor) -> None:
+    def __init__(self, db: Executor, vault: Vault | None = None) -> None:
         self._db = db
+        self.vault = vault
 
     async def claim(self, lane: int, limit: int, lease_seconds: int) -> list[Claimed]:
         rows = await self._db.fetch(
@@ -51,7 +57,7 @@ class QueueStore:
                    UPDATE queue q SET leased_until = now() + make_interval(secs => $3)
                    FROM c WHERE q.message_id = c.message_id RETURNING q.message_id)
                SELECT m.id, m.agency_id, m.is_test, m.recipient, m.sender, m.body, m.priority,
-                      m.valid_until, m.attempts, m.callback_url,
+                      m.valid_until, m.attempts, m.callback_url, m.data_key, m.body_sealed,
                       CASE WHEN m.attempts > 0 THEN ARRAY(
                           SELECT part_no FROM message_parts p WHERE p.message_id = m.id)
                       ELSE '{}'::smallint[] END AS done_parts
@@ -60,7 +66,16 @@ class QueueStore:
             limit,
             float(lease_seconds),
         )
-        return [Claimed(**{**dict(r), "done_parts": tuple(r["done_parts"])}) for r in rows]
+        if self.vault is not None:
+            await self.vault.load({r["data_key"] for r in rows})
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["body"] = open_body(self.vault, r)
+            del d["data_key"], d["body_sealed"]
+            d["done_parts"] = tuple(r["done_parts"])
+            out.append(Claimed(**d))
+        return out
 
     async def depths(self) -> list[tuple[int, int, float]]:
         """(lane, depth, age in seconds of the oldest due message) for every lane. Rows held

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from gateway.store.db import Executor
 from gateway.store.models import Reply
 
-_COLUMNS = "id, seq, agency_id, number, msisdn, body, operator, in_reply_to, keyword, received_at"
+if TYPE_CHECKING:
+    from gateway.vault import Vault
+
+_COLUMNS = """id, seq, agency_id, number, msisdn, body, operator, in_reply_to, keyword, received_at,
+    data_key, body_sealed"""
 
 
 class ReplyStore:
-    def __init__(self, db: Executor) -> None:
+    def __init__(self, db: Executor, vault: Vault | None = None) -> None:
         self._db = db
+        self.vault = vault
+
+    def _reply(self, row: Any) -> Reply:
+        from gateway.vault import reply_aad
+
+        d = dict(row)
+        key, sealed = d.pop("data_key"), d.pop("body_sealed")
+        if key is not None:
+            plain = None if self.vault is None else self.vault.open(key, sealed, reply_aad(d["id"]))
+            d["body"] = "" if plain is None else plain.decode()
+        return Reply(**d)
 
     async def route(self, number: str) -> tuple[uuid.UUID, str] | None:
         """The agency whose active shortcode or sub-number is the longest prefix of ``number``
@@ -79,22 +95,30 @@ class ReplyStore:
         return found
 
     async def insert(self, reply: Reply) -> Reply:
+        body, key_id, sealed = reply.body, None, None
+        if self.vault is not None:
+            from gateway.vault import SMS, reply_aad
+
+            key = await self.vault.key_for(reply.agency_id, SMS, datetime.now(UTC))
+            body, key_id, sealed = "", key.id, key.seal(reply.body.encode(), reply_aad(reply.id))
         row = await self._db.fetchrow(
             "reply_insert",
             f"""INSERT INTO replies (id, agency_id, number, msisdn, body, operator, in_reply_to,
-                    keyword)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
+                    keyword, data_key, body_sealed)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}""",
             reply.id,
             reply.agency_id,
             reply.number,
             reply.msisdn,
-            reply.body,
+            body,
             reply.operator,
             reply.in_reply_to,
             reply.keyword,
+            key_id,
+            sealed,
         )
         assert row is not None
-        return Reply(**dict(row))
+        return self._reply(row)
 
     async def page(self, agency_id: uuid.UUID, after: int, limit: int) -> list[Reply]:
         rows = await self._db.fetch(
@@ -105,4 +129,6 @@ class ReplyStore:
             after,
             limit,
         )
-        return [Reply(**dict(r)) for r in rows]
+        if self.vault is not None:
+            await self.vault.load({r["data_key"] for r in rows})
+        return [self._reply(r) for r in rows]
