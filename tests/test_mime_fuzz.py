@@ -142,7 +142,8 @@ async def test_any_mime_gets_a_proper_reply_and_all_or_nothing(
     n = next(_ids)
     msgid = b"<fuzz-%d@tax.gov.ir>" % (n if n % 7 else 0)
     reply = await check(ingest, who, rcpts, raw.replace(MSGID, msgid))
-    event("250 accepted" if reply.startswith("250") else reply[:48])  # reply codes seen: --hypothesis-show-statistics
+    # The replies seen, for --hypothesis-show-statistics.
+    event("250 accepted" if reply.startswith("250") else reply[:48])
 
 
 async def test_the_fuzz_reaches_acceptance(ingest: Ingest) -> None:

@@ -62,7 +62,7 @@ def safe_name(raw: str, index: int) -> str:
     name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE.sub("_", _INVISIBLE.sub("", name)).strip(" .")
     if len(name) > MAX_NAME:  # keep the extension of a long name
-        stem, dot, ext = name.rpartition(".")
+        _, dot, ext = name.rpartition(".")
         ext = dot + ext if dot and len(ext) <= 10 else ""
         name = name[: MAX_NAME - len(ext)].rstrip(" .") + ext
     return name or f"attachment-{index + 1}"
