@@ -444,6 +444,8 @@ async def start_smtp(services: Services, port: int | None = None) -> asyncio.Ser
             require_starttls=True,
             auth_required=True,
             auth_require_tls=True,
+            # A silent client is cut off (slow clients holding sessions open).
+            timeout=cfg.smtp_timeout_seconds,
             loop=loop,
         )
 
