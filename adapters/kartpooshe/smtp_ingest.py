@@ -108,7 +108,6 @@ def _deemed(value: str | None) -> tuple[str, int | None] | None:
 
 @dataclass(frozen=True, slots=True)
 class ParsedMail:
-    header_from: str
     subject: str
     body: str
     attachments: list[Attachment]
@@ -241,13 +240,19 @@ class IngestHandler:
             log.exception("SMTP ingestion failed")
             return "451 4.3.0 Temporary failure; nothing was stored, retry"
 
-    def _parse(self, raw: bytes) -> ParsedMail | str:
-        """Everything read from the message bytes, before anything is stored: a ParsedMail,
-        or the 5xx reply refusing it. Deterministic on the bytes, so what fails here fails on
-        every retry (5xx, never 4xx)."""
+    def _parse(self, raw: bytes) -> tuple[str, ParsedMail | str]:
+        """Everything read from the message bytes, before anything is stored: the header From
+        and a ParsedMail, or the 5xx reply refusing it. Deterministic on the bytes, so what
+        fails here fails on every retry (5xx, never 4xx)."""
         msg = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(msg, EmailMessage)
         header_from = email.utils.parseaddr(_clean(str(msg.get("From", ""))))[1]
+        try:
+            return header_from, self._content(msg)
+        except Problem as exc:  # a refused attachment or header value
+            return header_from, _reply_for(exc)
+
+    def _content(self, msg: EmailMessage) -> ParsedMail | str:
         subject = normalize_letters(_clean(str(msg.get("Subject", "")))).strip()[:MAX_SUBJECT]
         body = normalize_letters(_clean(_body_text(msg))).strip()
         if not subject:
@@ -285,7 +290,6 @@ class IngestHandler:
                 )
             )
         return ParsedMail(
-            header_from=header_from,
             subject=subject,
             body=body,
             attachments=attachments,
@@ -301,7 +305,7 @@ class IngestHandler:
         if isinstance(raw, str):
             raw = raw.encode()
         try:
-            parsed = self._parse(raw)
+            header_from, parsed = self._parse(raw)
         except Problem:
             raise
         except LookupError:  # the email package's answer to an unknown charset
@@ -312,13 +316,11 @@ class IngestHandler:
             # fault, not the server, so 554 rather than "try again" (RFC 5321 §4.2.5).
             log.info("unparseable letter mail refused: %s", type(exc).__name__)
             return "554 5.6.0 The message cannot be parsed (malformed MIME or headers)"
+        # Who sends comes first: a stranger learns nothing about what the content lacks.
+        if not header_from or not await self._registered(session, header_from):
+            return f"553 5.7.1 From: <{header_from[:200]}> is not an address this agency registered"
         if isinstance(parsed, str):
             return parsed
-        if not parsed.header_from or not await self._registered(session, parsed.header_from):
-            return (
-                f"553 5.7.1 From: <{parsed.header_from[:200]}> is not an address this agency "
-                "registered"
-            )
         agency = await self._svc.agencies.get(self._agency_id(session))
         digest = hashlib.sha256(raw).digest()
         recipients = []
