@@ -266,6 +266,9 @@ class KartpoosheConfig:
     reply_from: str = "replies@ebox.payam.ir"
     # Reply deliveries (webhook, SMTP) are retried with backoff for this many hours.
     reply_retry_hours: int = 24
+    # SMTP ingestion: a session that sends nothing for this long is closed (421). RFC 5321
+    # §4.5.3.2.7 asks a server to wait at least 5 minutes for the next command.
+    smtp_timeout_seconds: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,6 +589,8 @@ def _validate_kartpooshe(k: KartpoosheConfig) -> None:
         raise ConfigError("kartpooshe.smtp_key_file", "give both smtp_cert_file and smtp_key_file")
     if k.reply_retry_hours < 1:
         raise ConfigError("kartpooshe.reply_retry_hours", "must be >= 1")
+    if k.smtp_timeout_seconds <= 0:
+        raise ConfigError("kartpooshe.smtp_timeout_seconds", "must be positive")
 
 
 def _operators(raw: Any, env: Mapping[str, str]) -> tuple[OperatorConfig, ...]:

@@ -78,8 +78,8 @@ Finalized = Callable[[list[uuid.UUID]], Awaitable[None]]
 class LaneBudget(Protocol):
     """Limits the non-crisis lanes' claims (crisis mode, gateway/operations.py)."""
 
-    def lane_budget(self, lane: int, want: int) -> int: ...
-    def lane_refund(self, lane: int, unused: int) -> None: ...
+    async def lane_budget(self, lane: int, want: int) -> int: ...
+    async def lane_refund(self, lane: int, unused: int) -> None: ...
 
 
 def _shares(remaining: int) -> dict[int, int]:
@@ -197,28 +197,28 @@ class Dispatcher:
             return claimed
         saturated = False
         for lane, share in _shares(remaining).items():
-            want = self._granted(lane, min(share, remaining))
+            want = await self._granted(lane, min(share, remaining))
             got = await self._store.queue.claim(lane, want, lease) if want else []
-            self._refund(lane, want - len(got))
+            await self._refund(lane, want - len(got))
             claimed += got
             remaining -= len(got)
             saturated = saturated or (want > 0 and len(got) == want)
         for lane in (1, 2, 3):  # pass unused shares on, in priority order
             if remaining <= 0 or not saturated:  # no lane had more than its share
                 break
-            want = self._granted(lane, remaining)
+            want = await self._granted(lane, remaining)
             got = await self._store.queue.claim(lane, want, lease) if want else []
-            self._refund(lane, want - len(got))
+            await self._refund(lane, want - len(got))
             claimed += got
             remaining -= len(got)
         return claimed
 
-    def _granted(self, lane: int, want: int) -> int:
-        return want if self.budget is None else self.budget.lane_budget(lane, want)
+    async def _granted(self, lane: int, want: int) -> int:
+        return want if self.budget is None else await self.budget.lane_budget(lane, want)
 
-    def _refund(self, lane: int, unused: int) -> None:
+    async def _refund(self, lane: int, unused: int) -> None:
         if self.budget is not None:
-            self.budget.lane_refund(lane, unused)
+            await self.budget.lane_refund(lane, unused)
 
     async def round(self, lanes: tuple[int, ...] = LANES) -> int:
         """One claim-send-record cycle; returns how many messages it handled."""

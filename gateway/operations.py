@@ -15,7 +15,6 @@ The flags are stored in ``ops_flags`` and every node re-reads them each ``ops.re
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -40,24 +39,27 @@ def operator_flag(name: str) -> str:
 
 
 class CrisisBudget:
-    """Token bucket for the non-crisis lanes' claims while crisis mode is on: ``rate``
-    messages per second, at most one second's worth banked."""
+    """The non-crisis lanes' claims while crisis mode is on: ``rate`` messages per second for
+    the whole platform, at most one second's worth banked. The bucket is a row in the database
+    shared by every node (gateway/store/operations.py), so N nodes together get ``rate``, not
+    N × ``rate`` (issue 8 part 7: crisis traffic must have the operators' capacity)."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, store: Store, rate: float) -> None:
+        self._store = store
         self.rate = rate
-        self._tokens = rate
-        self._at = time.monotonic()
 
-    def take(self, want: int) -> int:
-        now = time.monotonic()
-        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        granted = min(want, int(self._tokens))
-        self._tokens -= granted
-        return granted
+    async def reset(self) -> None:
+        await self._store.operations.reset_crisis_budget(self.rate)
 
-    def refund(self, n: int) -> None:
-        self._tokens = min(self.rate, self._tokens + n)
+    async def take(self, want: int) -> int:
+        granted = await self._store.operations.take_crisis_budget(self.rate, want)
+        if granted is None:  # crisis mode was switched on before this node saw the row
+            await self.reset()
+            granted = await self._store.operations.take_crisis_budget(self.rate, want)
+        return granted or 0
+
+    async def refund(self, n: int) -> None:
+        await self._store.operations.refund_crisis_budget(self.rate, n)
 
 
 class OpsState:
@@ -70,7 +72,7 @@ class OpsState:
         self.crisis = False
         capacity = sum(o.tps for o in config.operators if o.tps > 0)
         self.crisis_rate = config.ops.crisis_share * (capacity or config.ops.crisis_capacity_tps)
-        self._budget = CrisisBudget(self.crisis_rate)
+        self.budget = CrisisBudget(store, self.crisis_rate)
         self.binds = {o.name: o.binds for o in config.operators}
         # This node's SMPP clients (adapters/sms/esme.OperatorClient), set by gateway/runtime.py;
         # drained binds are applied to them.
@@ -104,8 +106,6 @@ class OpsState:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         crisis = bool(flags.get(CRISIS_FLAG, {}).get("on"))
-        if crisis and not self.crisis:
-            self._budget = CrisisBudget(self.crisis_rate)
         self.crisis = crisis
         CRISIS_MODE.set(1 if crisis else 0)
         for name in self.operators:
@@ -114,16 +114,16 @@ class OpsState:
     async def refresh(self) -> None:
         self.apply(await self._store.operations.flags())
 
-    def lane_budget(self, lane: int, want: int) -> int:
+    async def lane_budget(self, lane: int, want: int) -> int:
         """How many of ``want`` messages a non-crisis lane may claim now (all, outside crisis
         mode). The crisis lane is never limited."""
-        if lane == 0 or not self.crisis:
+        if lane == 0 or not self.crisis or want <= 0:
             return want
-        return self._budget.take(want)
+        return await self.budget.take(want)
 
-    def lane_refund(self, lane: int, unused: int) -> None:
+    async def lane_refund(self, lane: int, unused: int) -> None:
         if lane != 0 and self.crisis and unused > 0:
-            self._budget.refund(unused)
+            await self.budget.refund(unused)
 
 
 class GuardedLink:
@@ -207,6 +207,8 @@ class OperationsService:
         )
 
     async def set_crisis(self, on: bool, reason: str, *, actor: str, addr: str) -> None:
+        if on and not self.state.crisis:
+            await self.state.budget.reset()  # crisis mode starts with one second banked
         await self._set(
             CRISIS_FLAG,
             {"on": on, "reason": reason},

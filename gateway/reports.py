@@ -191,7 +191,11 @@ async def usage_statement(
 ) -> dict[str, Any]:
     sms = await store.reports.sms_usage(period.start, period.end, agency_id)
     ussd = await store.reports.ussd_usage(period.first_day, period.last_day, agency_id)
-    ids = sorted({r.agency_id for r in sms} | {r.agency_id for r in ussd}, key=str)
+    letters = await store.reports.letter_usage(period.start, period.end, agency_id)
+    ids = sorted(
+        {r.agency_id for r in sms} | {r.agency_id for r in ussd} | {r.agency_id for r in letters},
+        key=str,
+    )
     names = await store.reports.agency_names(ids)
     by_agency: dict[uuid.UUID, dict[str, Any]] = {
         i: {
@@ -200,42 +204,58 @@ async def usage_statement(
             "name_en": names.get(i, ("", ""))[1],
             "lines": [],
             "sms_fragments": 0,
+            "letter_notice_fragments": 0,
             "ussd_sessions": 0,
+            "letters": 0,
+            "letter_attachment_mib": 0,
             "total": 0,
         }
         for i in ids
     }
+
+    def line(
+        a: dict[str, Any], item: str, operator: str, priority: str, n: int, price: int
+    ) -> None:
+        a["lines"].append(
+            {
+                "item": item,
+                "operator": operator,
+                "priority": priority,
+                "quantity": n,
+                "unit_price": price,
+                "amount": price * n,
+            }
+        )
+        a["total"] += price * n
+
     for r in sms:
         lane = PRIORITY_NAMES.get(r.priority, str(r.priority))
-        price = tariffs.sms_price(r.operator, lane)
         a = by_agency[r.agency_id]
-        a["lines"].append(
-            {
-                "item": "sms_fragment",
-                "operator": r.operator,
-                "priority": lane,
-                "quantity": r.fragments,
-                "unit_price": price,
-                "amount": price * r.fragments,
-            }
-        )
+        line(a, "sms_fragment", r.operator, lane, r.fragments, tariffs.sms_price(r.operator, lane))
         a["sms_fragments"] += r.fragments
-        a["total"] += price * r.fragments
+        a["letter_notice_fragments"] += r.letter_notices
     for u in ussd:
         a = by_agency[u.agency_id]
-        amount = tariffs.ussd_session * u.sessions
-        a["lines"].append(
-            {
-                "item": "ussd_session",
-                "operator": u.operator,
-                "priority": "",
-                "quantity": u.sessions,
-                "unit_price": tariffs.ussd_session,
-                "amount": amount,
-            }
-        )
+        line(a, "ussd_session", u.operator, "", u.sessions, tariffs.ussd_session)
         a["ussd_sessions"] += u.sessions
-        a["total"] += amount
+    for le in letters:
+        a = by_agency[le.agency_id]
+        # One line per recipient kind (a person's or a company's e-box), and one for the
+        # started MiB of those letters' attachments when there are any.
+        line(
+            a, f"letter_{le.recipient_kind}", "", "", le.letters, tariffs.letters[le.recipient_kind]
+        )
+        if le.attachment_mib:
+            line(
+                a,
+                f"letter_{le.recipient_kind}_attachment_mib",
+                "",
+                "",
+                le.attachment_mib,
+                tariffs.letters["attachment_mib"],
+            )
+        a["letters"] += le.letters
+        a["letter_attachment_mib"] += le.attachment_mib
     return {
         "period": period.view(),
         "currency": tariffs.currency,

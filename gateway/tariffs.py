@@ -10,6 +10,10 @@
     normal = 900
     [ussd]
     session = 300    # one USSD dialog
+    [letters]        # one letter deposited into an e-box, by recipient kind
+    person = 2000
+    company = 2500
+    attachment_mib = 100   # each started MiB (1,048,576 bytes) of one letter's attachments
 
 Prices are integers in the currency's smallest unit, so sums are exact.
 """
@@ -24,6 +28,7 @@ from typing import Any
 from gateway.config import ConfigError
 
 LANES = ("crisis", "high", "normal", "bulk")
+LETTER_PRICES = ("person", "company", "attachment_mib")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,9 @@ class Tariffs:
     sms: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LANES, 0))
     sms_operators: dict[str, dict[str, int]] = field(default_factory=dict)
     ussd_session: int = 0
+    # Letters (issue 8 part 6): per letter by recipient kind, plus per started MiB of its
+    # attachments; keys of LETTER_PRICES, each 0 when the table does not list it.
+    letters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LETTER_PRICES, 0))
 
     def sms_price(self, operator: str, lane: str) -> int:
         return self.sms_operators.get(operator, {}).get(lane, self.sms[lane])
@@ -67,7 +75,7 @@ def load_tariffs(path: str) -> Tariffs:
         raise ConfigError(key, f"file {path!r} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(key, f"{path}: invalid TOML: {exc}") from None
-    unknown = set(raw) - {"currency", "sms", "sms_operators", "ussd"}
+    unknown = set(raw) - {"currency", "sms", "sms_operators", "ussd", "letters"}
     if unknown:
         raise ConfigError(f"tariffs.{sorted(unknown)[0]}", "unknown key")
     currency = raw.get("currency", "IRR")
@@ -88,4 +96,22 @@ def load_tariffs(path: str) -> Tariffs:
             for name, t in operators.items()
         },
         ussd_session=session,
+        letters=_letter_prices(raw.get("letters", {})),
     )
+
+
+def _letter_prices(table: Any) -> dict[str, int]:
+    if not isinstance(table, dict):
+        raise ConfigError("tariffs.letters", "must be a table")
+    unknown = set(table) - set(LETTER_PRICES)
+    if unknown:
+        raise ConfigError(f"tariffs.letters.{sorted(unknown)[0]}", "unknown key")
+    prices = {}
+    for key in LETTER_PRICES:
+        value = table.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(
+                f"tariffs.letters.{key}", f"expected a whole price >= 0, got {value!r}"
+            )
+        prices[key] = value
+    return prices

@@ -2,8 +2,8 @@
 below (`python scripts/build_dashboards.py`); tests/test_dashboards.py checks the files are up
 to date and tests/test_prometheus_real.py evaluates every expression on a real Prometheus.
 
-Panels marked EBOX read the e-box and e-mail metrics (payam_letters_*, payam_smtp_*) built on a
-parallel branch: they stay empty until it is merged.
+The E-box and e-mail panels read the letters metrics (payam_letters_*); the real-Prometheus
+test carries letter traffic (API, SMTP, deposits, openings, replies) so they show data there.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 OUT = Path(__file__).resolve().parent.parent / "config" / "grafana" / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "payam-prometheus"}
 RI = "$__rate_interval"
-EBOX = "[e-box branch] "
 
 Target = tuple[str, str]  # (expr, legend)
 
@@ -137,7 +136,7 @@ def overview() -> dict[str, Any]:
                         f'sum(rate(payam_ussd_sessions_total{{outcome="started"}}[{RI}]))',
                         "USSD dialogs",
                     ),
-                    (f"sum(rate(payam_letters_accepted_total[{RI}]))", EBOX + "letters"),
+                    (f"sum(rate(payam_letters_accepted_total[{RI}]))", "letters"),
                 ],
                 "reqps",
             ),
@@ -409,25 +408,25 @@ def ussd() -> dict[str, Any]:
 def ebox() -> dict[str, Any]:
     # Issue 5 asks for: letters by state and agency, time to open, SMTP sessions and
     # rejections, reply deliveries: the Letters block of gateway/metrics.py.
-    note = "Letters metrics; the real-Prometheus test does not carry letter traffic yet."
+    note = "Letters (Kartpooshe e-box) metrics of gateway/metrics.py."
     return dashboard(
         "payam-ebox",
         "Payam Iran — E-box and e-mail / کارت‌پوشه و رایانامه",
         [
             ts(
-                EBOX + "Letters by state",
+                "Letters by state",
                 [("sum by (outcome) (payam_letters)", "{{outcome}}")],
                 "short",
                 note,
             ),
             ts(
-                EBOX + "Letters by agency",
+                "Letters by agency",
                 [(f"sum by (agency) (rate(payam_letters_accepted_total[{RI}]))", "{{agency}}")],
                 "reqps",
                 note,
             ),
             ts(
-                EBOX + "Time to open (p50, p95)",
+                "Time to open (p50, p95)",
                 [
                     (q(p, "payam_letters_time_to_open_seconds", "job"), f"p{p}")
                     for p in ("0.5", "0.95")
@@ -436,7 +435,7 @@ def ebox() -> dict[str, Any]:
                 note,
             ),
             ts(
-                EBOX + "Reply deliveries by outcome",
+                "Reply deliveries by outcome",
                 [
                     (
                         f"sum by (channel, outcome) "
@@ -448,7 +447,7 @@ def ebox() -> dict[str, Any]:
                 note,
             ),
             ts(
-                EBOX + "SMTP sessions and rejections",
+                "SMTP sessions and rejections",
                 [
                     (f"sum(rate(payam_letters_smtp_sessions_total[{RI}]))", "sessions"),
                     (
@@ -460,7 +459,7 @@ def ebox() -> dict[str, Any]:
                 note,
             ),
             ts(
-                EBOX + "Deposits at the e-box and events from it",
+                "Deposits at the e-box and events from it",
                 [
                     (
                         f"sum by (outcome) (rate(payam_letters_deposits_total[{RI}]))",

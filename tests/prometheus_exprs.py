@@ -13,7 +13,6 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "config" / "grafana" / "dashboards"
 RULES = ROOT / "config" / "prometheus" / "rules"
-EBOX_MARK = "[e-box branch]"
 _LABEL_VALUES = re.compile(r"^label_values\((\w+),\s*(\w+)\)$")
 METRIC = re.compile(r"\b(payam_[a-z][a-z0-9_]*)")
 
@@ -22,7 +21,6 @@ METRIC = re.compile(r"\b(payam_[a-z][a-z0-9_]*)")
 class Expr:
     source: str  # "overview.json: Queue depth per lane" or "rule PayamSmppBindDown"
     expr: str
-    ebox: bool = False  # reads metrics of the e-box branch, absent until it is merged
 
 
 def grafana_to_promql(expr: str, rate_interval: str = "30s", range_: str = "5m") -> str:
@@ -41,12 +39,10 @@ def dashboard_exprs() -> list[Expr]:
         doc = json.loads(path.read_text(encoding="utf-8"))
         for panel in doc["panels"]:
             for target in panel["targets"]:
-                ebox = EBOX_MARK in panel["title"] or EBOX_MARK in target["legendFormat"]
                 found.append(
                     Expr(
                         f"{path.name}: {panel['title']} [{target['legendFormat']}]",
                         grafana_to_promql(target["expr"]),
-                        ebox,
                     )
                 )
         for var in doc["templating"]["list"]:

@@ -1,5 +1,5 @@
 """The Grafana files in config/grafana are what scripts/build_dashboards.py writes, point at the
-provisioned datasource, and read only metrics the gateway exports (or the e-box branch's)."""
+provisioned datasource, and read only metrics the gateway exports."""
 
 from __future__ import annotations
 

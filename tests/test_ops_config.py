@@ -35,6 +35,8 @@ def test_example_tariffs_load() -> None:
     assert (t.sms_price("mci", "normal"), t.sms_price("rightel", "normal")) == (1000, 900)
     assert t.sms_price("rightel", "bulk") == 700  # not overridden
     assert t.ussd_session == 300
+    assert t.letters == {"person": 2000, "company": 2500, "attachment_mib": 100}
+    assert load_tariffs("").letters == {"person": 0, "company": 0, "attachment_mib": 0}
     assert load_tariffs("").sms_price("mci", "crisis") == 0
 
 
@@ -56,6 +58,15 @@ def test_example_tariffs_load() -> None:
             "tariffs.ussd.session",
         ),
         ("[sms\n", "ops.tariffs_file"),
+        (
+            "[sms]\ncrisis=0\nhigh=1\nnormal=1\nbulk=1\n[letters]\nperson = 1.5\n",
+            "tariffs.letters.person",
+        ),
+        (
+            "[sms]\ncrisis=0\nhigh=1\nnormal=1\nbulk=1\n[letters]\npage = 1\n",
+            "tariffs.letters.page",
+        ),
+        ("letters = 5\n[sms]\ncrisis=0\nhigh=1\nnormal=1\nbulk=1\n", "tariffs.letters"),
     ],
 )
 def test_bad_tariffs_name_the_key(tmp_path: Path, text: str, key: str) -> None:

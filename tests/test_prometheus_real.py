@@ -2,14 +2,16 @@
 carries simulated traffic over real SMPP, evaluates the alert rules itself, and every expression
 of the dashboards and rules is evaluated through its HTTP API.
 
-Every dashboard expression must return a series, except the e-box panels (their metrics are
-built on another branch) and the short list below; every alert rule either fires on the traffic
-made for it or stays silent for the stated reason.
+Every dashboard expression must return a series (the E-box and e-mail panels included: letters
+go through the API and real SMTP, are deposited into an e-box peer over real HTTP, opened and
+answered), except the short list below; every alert rule either fires on the traffic made for
+it or stays silent for the stated reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import socket
 import subprocess
@@ -29,8 +31,9 @@ from adapters.ussd.http_front import SECRET_HEADER
 from gateway.config import Config, load_config
 from tests.conftest import auth
 from tests.debian import ensure_debian_package
+from tests.letters_harness import PDF, PERSON, EboxPeer, LetterAgency, letters_env, metadata
 from tests.prometheus_exprs import RULES, dashboard_exprs, metric_names, rule_exprs
-from tests.sms_harness import agency, gateway, start_sim, wait_for
+from tests.sms_harness import agency, start_sim, wait_for
 
 USSD_SECRET = "mci-shared-secret-0123456789"
 
@@ -58,7 +61,7 @@ EXPECTED_SILENT = {
     "PayamUssdRemoteFailures": "the remote screen's endpoint answers",
     "PayamUssdSessionsTimingOut": "no dialog is left idle",
 }
-# Dashboard expressions allowed to be empty here (besides the e-box panels), with the reason.
+# Dashboard expressions allowed to be empty here, with the reason.
 ALLOWED_EMPTY: dict[str, str] = {}
 
 
@@ -68,7 +71,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(base: Config, sim_port: int, closed_port: int) -> Config:
+def _config(base: Config, sim_port: int, closed_port: int, tmp_path: Path, ebox_url: str) -> Config:
     operators = [
         {
             "name": "mci",
@@ -92,19 +95,23 @@ def _config(base: Config, sim_port: int, closed_port: int) -> Config:
     ]
     return load_config(
         None,
-        env={
-            "PAYAM_DATABASE_URL": base.database.url,
-            "PAYAM_SECURITY_MASTER_KEY_FILE": base.security.master_key_file,
-            "PAYAM_OPERATORS": json.dumps(operators),
-            "PAYAM_SMS_RETRY_BASE_SECONDS": "0.05",
-            "PAYAM_SMS_QUIET_HOURS_START": "00:00",
-            "PAYAM_SMS_QUIET_HOURS_END": "00:00",
-            "PAYAM_SMS_DUPLICATE_WINDOW_SECONDS": "0",
-            "PAYAM_SMS_DISPATCH_WORKERS": "2",
-            "PAYAM_USSD_HTTP_SECRETS": f"mci={USSD_SECRET}",
-            "PAYAM_OPS_SAMPLE_SECONDS": "1",
-            "PAYAM_OPS_REFRESH_SECONDS": "1",
-        },
+        env=letters_env(
+            tmp_path,
+            {
+                "PAYAM_KARTPOOSHE_BASE_URL": ebox_url,
+                "PAYAM_DATABASE_URL": base.database.url,
+                "PAYAM_SECURITY_MASTER_KEY_FILE": base.security.master_key_file,
+                "PAYAM_OPERATORS": json.dumps(operators),
+                "PAYAM_SMS_RETRY_BASE_SECONDS": "0.05",
+                "PAYAM_SMS_QUIET_HOURS_START": "00:00",
+                "PAYAM_SMS_QUIET_HOURS_END": "00:00",
+                "PAYAM_SMS_DUPLICATE_WINDOW_SECONDS": "0",
+                "PAYAM_SMS_DISPATCH_WORKERS": "2",
+                "PAYAM_USSD_HTTP_SECRETS": f"mci={USSD_SECRET}",
+                "PAYAM_OPS_SAMPLE_SECONDS": "1",
+                "PAYAM_OPS_REFRESH_SECONDS": "1",
+            },
+        ),
     )
 
 
@@ -249,6 +256,86 @@ async def _traffic(
         await asyncio.sleep(0.25)
 
 
+OA_FROM = "dabirkhane@tax.gov.ir"
+
+
+def _smtp_letter(port: int, user: str, password: str, good: bool) -> int:
+    """One letter by real SMTP (STARTTLS, AUTH); ``good=False``: a wrong password (535) and a
+    From the agency did not register (553), so that the rejection panel has reasons."""
+    import smtplib
+    import ssl
+    import uuid
+    from email.message import EmailMessage
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.starttls(context=ctx)
+        if not good:
+            with pytest.raises(smtplib.SMTPAuthenticationError, match="535"):
+                s.login(user, password + "x")
+        s.login(user, password)
+        msg = EmailMessage()
+        msg["From"] = OA_FROM if good else "boss@evil.example"
+        msg["Subject"] = "ابلاغیه"
+        msg["Message-ID"] = f"<{uuid.uuid4().hex}@tax.gov.ir>"
+        msg["X-Payam-Notify-SMS"] = "no"
+        msg.set_content("متن ابلاغیه")
+        msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="a.pdf")
+        try:
+            s.send_message(msg, from_addr=OA_FROM, to_addrs=[f"{PERSON}@ebox.test.ir"])
+        except smtplib.SMTPDataError as exc:
+            return exc.smtp_code
+        return 250
+
+
+async def _letter_traffic(
+    peer: EboxPeer, sender: LetterAgency, smtp: tuple[int, str, str], seconds: float
+) -> None:
+    """Letters by the API and by SMTP, deposited into the e-box peer, then opened and (every
+    other one) answered by the citizen, so that reply deliveries run: the E-box panels."""
+    import base64
+    import uuid
+    from datetime import UTC, datetime
+
+    deadline = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < deadline:
+        i += 1
+        status, letter = await sender.send(
+            metadata(notify_sms=False), [("a.pdf", "application/pdf", PDF)]
+        )
+        assert status == 202, letter
+        if i % 3 == 1:
+            code = await asyncio.to_thread(_smtp_letter, *smtp, i % 2 == 1)
+            assert code in (250, 553)
+        lid = letter["id"]
+        await wait_for(functools.partial(_deposited, peer, lid), timeout=10)
+        at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        base = {"letter_id": letter["id"], "at": at, "actor": {"kind": "owner"}}
+        opened = {"event_id": str(uuid.uuid4()), "type": "opened", **base}
+        assert await peer.send_event(opened) == 204
+        if i % 2:
+            reply = {
+                "reply_id": f"r{i}",
+                "text": "پاسخ شهروند",
+                "attachments": [
+                    {
+                        "name": "r.pdf",
+                        "content_type": "application/pdf",
+                        "data_base64": base64.b64encode(PDF).decode(),
+                    }
+                ],
+            }
+            event = {"event_id": str(uuid.uuid4()), "type": "replied", "reply": reply, **base}
+            assert await peer.send_event(event) == 204
+        await asyncio.sleep(0.5)
+
+
+async def _deposited(peer: EboxPeer, letter_id: str) -> bool:
+    return letter_id in peer.deposits
+
+
 async def test_every_dashboard_and_rule_expression_on_a_real_prometheus(
     config: Config,
     pool: asyncpg.Pool,
@@ -259,13 +346,26 @@ async def test_every_dashboard_and_rule_expression_on_a_real_prometheus(
     failing_receiver: str,
     tmp_path: Path,
 ) -> None:
+    from adapters.kartpooshe.smtp_ingest import start_smtp
+    from gateway.api.app import build_app
+    from gateway.letters.runtime import letters_context, sample_letter_states
+    from gateway.runtime import sms_context
+    from gateway.services import build_services
     from gateway.store import Store
+    from tests.conftest import make_key
 
     sim = await start_sim(outcomes={"DELIVRD": 0.6, "UNDELIV": 0.4}, throttle_pct=10.0)
     prom: Prometheus | None = None
+    peer = EboxPeer()
+    smtp_server: asyncio.Server | None = None
     try:
-        cfg = _config(config, sim.port, _free_port())
-        services, client = await gateway(cfg, Store(pool), sealer, aiohttp_client)
+        cfg = _config(config, sim.port, _free_port(), tmp_path, await peer.start())
+        services = build_services(cfg, Store(pool), sealer)
+        app = build_app(services)
+        app.cleanup_ctx.append(sms_context(services))
+        app.cleanup_ctx.append(letters_context(services))
+        client = await aiohttp_client(app)
+        peer.gateway_url = str(client.make_url("")).rstrip("/")
         admin = (
             await services.credentials.create_admin_token(name="ops", role="admin", actor="t")
         ).value
@@ -303,6 +403,18 @@ async def test_every_dashboard_and_rule_expression_on_a_real_prometheus(
         )
         assert resp.status == 200, await resp.text()
         assert await services.store.pool.fetchval("SELECT 1")  # the gateway is up
+        # Letters: agency A sends by the API and by SMTP; citizens' replies go to its webhook.
+        letter_sender = LetterAgency(client, a.id, await make_key(services, a.id))
+        await services.letter_settings.update(
+            a.id,
+            {"from_addresses": [OA_FROM], "reply_webhook_url": ok_receiver + "/replies"},
+            actor="t",
+        )
+        user, password = await services.letter_settings.create_smtp_credential(
+            a.id, "oa.tax", actor="t"
+        )
+        smtp_server = await start_smtp(services, port=0)
+        smtp = (smtp_server.sockets[0].getsockname()[1], user, password)
 
         prom = Prometheus(prometheus_bin, tmp_path, f"127.0.0.1:{client.server.port}")
         async with aiohttp.ClientSession() as http:
@@ -315,7 +427,11 @@ async def test_every_dashboard_and_rule_expression_on_a_real_prometheus(
                     return False
 
             await wait_for(ready, timeout=30, interval=0.2)
-            await _traffic(sim, client, a, b, ok_receiver + "/cb", seconds=14.0)
+            await asyncio.gather(
+                _traffic(sim, client, a, b, ok_receiver + "/cb", seconds=14.0),
+                _letter_traffic(peer, letter_sender, smtp, seconds=14.0),
+            )
+            await sample_letter_states(services)  # the gauge's own period is 15 s
             # Let the last receipts, callbacks and samples land and be scraped twice.
             await asyncio.sleep(4.0)
 
@@ -328,13 +444,12 @@ async def test_every_dashboard_and_rule_expression_on_a_real_prometheus(
             active = {al["labels"]["alertname"] for al in alerts["alerts"]}
             assert "PayamAgencyQuotaNearLimit" in active  # pending or firing
 
-            # Every metric a dashboard or rule reads exists (e-box ones excepted).
+            # Every metric a dashboard or rule reads exists.
             names = set(await prom.api(http, "/api/v1/label/__name__/values"))
             families = set().union(*(metric_names(n) for n in names))
             wanted: set[str] = set()
             for e in dashboard_exprs():
-                if not e.ebox:
-                    wanted |= metric_names(e.expr)
+                wanted |= metric_names(e.expr)
             for expr in rule_exprs().values():
                 wanted |= metric_names(expr)
             assert wanted - families == set(), "metrics used but never exported"
@@ -342,7 +457,7 @@ async def test_every_dashboard_and_rule_expression_on_a_real_prometheus(
             empty = []
             for e in dashboard_exprs():
                 result = await prom.query(http, e.expr)  # asserts it evaluates
-                if not result and not e.ebox and e.source not in ALLOWED_EMPTY:
+                if not result and e.source not in ALLOWED_EMPTY:
                     empty.append(e.source)
             assert empty == [], f"dashboard panels without data: {empty}"
 
@@ -358,4 +473,8 @@ async def test_every_dashboard_and_rule_expression_on_a_real_prometheus(
     finally:
         if prom is not None:
             prom.stop()
+        if smtp_server is not None:
+            smtp_server.close()
+            await smtp_server.wait_closed()
+        await peer.stop()
         await sim.stop()

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import re
 import uuid
+from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -33,7 +34,13 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from gateway.errors import Problem
 from gateway.identity import is_valid_legal_id, is_valid_national_code, normalize_digits
 from gateway.letters.attachments import Attachment, check_attachment
-from gateway.letters.service import MAX_BODY, MAX_SUBJECT, Draft, parse_deemed
+from gateway.letters.service import (
+    MAX_BODY,
+    MAX_SUBJECT,
+    NOTICE_SENDER_KINDS,
+    Draft,
+    parse_deemed,
+)
 from gateway.letters.tls import server_context
 from gateway.metrics import LETTER_SMTP_REJECTIONS, LETTER_SMTP_SESSIONS
 from gateway.persian import normalize_letters
@@ -42,6 +49,8 @@ from gateway.services import Services
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 50
+# RFC 5322 §2.1.1: a line is at most 998 characters; a Message-ID is one header line.
+MAX_MESSAGE_ID = 998
 _COUNTED = ("530", "535", "550", "552", "553", "554")
 _TAGS = re.compile(r"<[^>]+>")
 
@@ -95,6 +104,33 @@ def _deemed(value: str | None) -> tuple[str, int | None] | None:
         except ValueError:
             pass
     raise Problem("invalid_value", "X-Payam-Deemed-Delivery: on_open or after_days=N")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMail:
+    subject: str
+    body: str
+    attachments: list[Attachment]
+    deemed: tuple[str, int | None] | None
+    reply_allowed: bool
+    notify_sms: bool
+    client_ref: str
+    mail_id: str
+
+
+def _clean(text: str) -> str:
+    """Text PostgreSQL can store: the email package keeps undecodable header bytes as lone
+    surrogates (surrogateescape); raw UTF-8 (SMTPUTF8) is recovered, anything else becomes
+    U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _body_text(msg: EmailMessage) -> str:
@@ -204,23 +240,35 @@ class IngestHandler:
             log.exception("SMTP ingestion failed")
             return "451 4.3.0 Temporary failure; nothing was stored, retry"
 
-    async def _accept(self, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
-        if isinstance(raw, str):
-            raw = raw.encode()
+    def _parse(self, raw: bytes) -> tuple[str, ParsedMail | str]:
+        """Everything read from the message bytes, before anything is stored: the header From
+        and a ParsedMail, or the 5xx reply refusing it. Deterministic on the bytes, so what
+        fails here fails on every retry (5xx, never 4xx)."""
         msg = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(msg, EmailMessage)
-        header_from = email.utils.parseaddr(str(msg.get("From", "")))[1]
-        if not header_from or not await self._registered(session, header_from):
-            return f"553 5.7.1 From: <{header_from}> is not an address this agency registered"
-        subject = normalize_letters(str(msg.get("Subject", ""))).strip()[:MAX_SUBJECT]
-        body = normalize_letters(_body_text(msg)).strip()
+        header_from = email.utils.parseaddr(_clean(str(msg.get("From", ""))))[1]
+        try:
+            return header_from, self._content(msg)
+        except Problem as exc:  # a refused attachment or header value
+            return header_from, _reply_for(exc)
+
+    def _content(self, msg: EmailMessage) -> ParsedMail | str:
+        subject = normalize_letters(_clean(str(msg.get("Subject", "")))).strip()[:MAX_SUBJECT]
+        body = normalize_letters(_clean(_body_text(msg))).strip()
         if not subject:
             return "554 5.6.0 The letter needs a Subject"
         if not body:
             return "554 5.6.0 The letter needs a text body"
         if len(body) > MAX_BODY:
             return f"552 5.3.4 The body is longer than {MAX_BODY} characters"
+        mail_id = _clean(str(msg.get("Message-ID", ""))).strip()
+        if len(mail_id) > MAX_MESSAGE_ID:
+            return f"554 5.6.0 The Message-ID is longer than {MAX_MESSAGE_ID} characters"
+        client_ref = _clean(str(msg.get("X-Payam-Client-Ref", "")))[:100]
+        for what, text in (("Subject", subject), ("body", body), ("Message-ID", mail_id)):
+            # PostgreSQL text cannot hold U+0000 (SQLSTATE 22021); the API refuses it too.
+            if "\x00" in text:
+                return f"554 5.6.0 The {what} must not contain NUL characters"
         attachments: list[Attachment] = []
         total = 0
         for i, part in enumerate(msg.iter_attachments()):
@@ -234,44 +282,113 @@ class IngestHandler:
                 return f"552 5.3.4 Attachments exceed {self._cfg.max_total_bytes} bytes"
             attachments.append(
                 check_attachment(
-                    part.get_filename() or "",
+                    _clean(part.get_filename() or ""),
                     part.get_content_type(),
                     data,
                     i,
                     self._cfg.max_attachment_bytes,
                 )
             )
-        deemed = _deemed(msg.get("X-Payam-Deemed-Delivery"))
+        return ParsedMail(
+            subject=subject,
+            body=body,
+            attachments=attachments,
+            deemed=_deemed(msg.get("X-Payam-Deemed-Delivery")),
+            reply_allowed=_yes(msg.get("X-Payam-Reply-Allowed"), True),
+            notify_sms=_yes(msg.get("X-Payam-Notify-SMS"), True),
+            client_ref=client_ref.replace("\x00", ""),
+            mail_id=mail_id,
+        )
+
+    async def _accept(self, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):
+            raw = raw.encode()
+        try:
+            header_from, parsed = self._parse(raw)
+        except Problem:
+            raise
+        except LookupError:  # the email package's answer to an unknown charset
+            return "554 5.6.0 The text is in an unknown charset (send UTF-8)"
+        except Exception as exc:
+            # The email package raises many kinds on malformed input (unknown charsets and
+            # transfer encodings, broken encoded words and parameters): the message is at
+            # fault, not the server, so 554 rather than "try again" (RFC 5321 §4.2.5).
+            log.info("unparseable letter mail refused: %s", type(exc).__name__)
+            return "554 5.6.0 The message cannot be parsed (malformed MIME or headers)"
+        # Who sends comes first: a stranger learns nothing about what the content lacks.
+        if not header_from or not await self._registered(session, header_from):
+            return f"553 5.7.1 From: <{header_from[:200]}> is not an address this agency registered"
+        if isinstance(parsed, str):
+            return parsed
         agency = await self._svc.agencies.get(self._agency_id(session))
-        mail_id = str(msg.get("Message-ID", "")).strip()
         digest = hashlib.sha256(raw).digest()
-        tracking: list[str] = []
+        recipients = []
         for rcpt in envelope.rcpt_tos:
-            parsed = parse_recipient(rcpt, self._cfg.mail_domain)
-            assert not isinstance(parsed, str)
+            r = parse_recipient(rcpt, self._cfg.mail_domain)
+            assert not isinstance(r, str)
+            recipients.append(r)
+        refusal = await self._preflight(agency.id, parsed, recipients, digest)
+        if refusal:
+            return refusal
+        tracking: list[str] = []
+        for kind, rid in recipients:
             draft = Draft(
-                recipient_kind=parsed[0],
-                recipient_id=parsed[1],
-                subject=subject,
-                body=body,
-                reply_allowed=_yes(msg.get("X-Payam-Reply-Allowed"), True),
-                deemed=deemed,
-                notify_sms=_yes(msg.get("X-Payam-Notify-SMS"), True),
-                client_ref=str(msg.get("X-Payam-Client-Ref", ""))[:100],
+                recipient_kind=kind,
+                recipient_id=rid,
+                subject=parsed.subject,
+                body=parsed.body,
+                reply_allowed=parsed.reply_allowed,
+                deemed=parsed.deemed,
+                notify_sms=parsed.notify_sms,
+                client_ref=parsed.client_ref,
             )
-            if mail_id:
+            if parsed.mail_id:
                 # Office automation resends a message whose 250 it did not see: the same
                 # Message-ID and bytes give the same letter, not a second one.
-                key = f"smtp:{parsed[1]}:{mail_id}"[:200]
                 letter, _ = await self._svc.letters.accept_idempotent(
-                    agency, draft, attachments, key, digest, source="smtp", mail_message_id=mail_id
+                    agency,
+                    draft,
+                    parsed.attachments,
+                    _idempotency_key(rid, parsed.mail_id),
+                    digest,
+                    source="smtp",
+                    mail_message_id=parsed.mail_id,
                 )
             else:
                 letter, _ = await self._svc.letters.accept(
-                    agency, draft, attachments, source="smtp"
+                    agency, draft, parsed.attachments, source="smtp"
                 )
             tracking.append(letter.tracking_number)
         return f"250 2.0.0 Accepted: {' '.join(tracking)}"
+
+    async def _preflight(
+        self,
+        agency_id: uuid.UUID,
+        parsed: ParsedMail,
+        recipients: list[tuple[str, str]],
+        digest: bytes,
+    ) -> str | None:
+        """What would refuse one recipient's letter is checked for all before the first is
+        stored: one message is one answer, so a 5xx must mean no letter was made (the sender
+        will not retry it) — a person's letter with a notice needs the agency's 4040 number,
+        a company's does not; a Message-ID reused with other bytes for one recipient only."""
+        if parsed.notify_sms and any(kind == "person" for kind, _ in recipients):
+            held = await self._svc.store.numbering.for_agency(agency_id, include_released=False)
+            if not any(a.kind in NOTICE_SENDER_KINDS for a in held):
+                return _reply_for(Problem("no_sender", ""))
+        if parsed.mail_id:
+            for _, rid in recipients:
+                stored = await self._svc.store.letters.idempotent_get(
+                    agency_id, _idempotency_key(rid, parsed.mail_id)
+                )
+                if stored is not None and stored[0] != digest:
+                    return _reply_for(Problem("idempotency_key_reused", ""))
+        return None
+
+
+def _idempotency_key(recipient_id: str, mail_id: str) -> str:
+    return f"smtp:{recipient_id}:{mail_id}"[:200]
 
 
 def _reply_for(exc: Problem) -> str:
@@ -329,6 +446,8 @@ async def start_smtp(services: Services, port: int | None = None) -> asyncio.Ser
             require_starttls=True,
             auth_required=True,
             auth_require_tls=True,
+            # A silent client is cut off (slow clients holding sessions open).
+            timeout=cfg.smtp_timeout_seconds,
             loop=loop,
         )
 

@@ -75,7 +75,17 @@ _SLA_AGENCY = _obj(
 )
 _USAGE_LINE = _obj(
     {
-        "item": {**STR, "enum": ["sms_fragment", "ussd_session"]},
+        "item": {
+            **STR,
+            "enum": [
+                "sms_fragment",
+                "ussd_session",
+                "letter_person",
+                "letter_company",
+                "letter_person_attachment_mib",
+                "letter_company_attachment_mib",
+            ],
+        },
         "operator": STR,
         "priority": STR,
         "quantity": INT,
@@ -90,7 +100,10 @@ _USAGE_AGENCY = _obj(
         "name_en": STR,
         "lines": {"type": "array", "items": _USAGE_LINE},
         "sms_fragments": INT,
+        "letter_notice_fragments": INT,
         "ussd_sessions": INT,
+        "letters": INT,
+        "letter_attachment_mib": INT,
         "total": INT,
     }
 )

@@ -30,6 +30,11 @@ _ALIASES = {
     "application/x-pdf": "application/pdf",
 }
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+# Bidirectional controls and invisible characters: "invoice<U+202E>fdp.exe" shows as
+# "invoiceexe.pdf" (Unicode TR36 §2.3, "bidirectional text spoofing"). ZWNJ (U+200C) stays:
+# Persian spelling needs it (می‌خواهم).
+_INVISIBLE = re.compile("[\u061c\u200b\u200d-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+MAX_NAME = 200
 
 
 def sniff(data: bytes) -> str | None:
@@ -55,8 +60,12 @@ def safe_name(raw: str, index: int) -> str:
     if "%" in raw:
         raw = unquote(raw)
     name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE.sub("_", name).strip(" .")
-    return name[:200] or f"attachment-{index + 1}"
+    name = _UNSAFE.sub("_", _INVISIBLE.sub("", name)).strip(" .")
+    if len(name) > MAX_NAME:  # keep the extension of a long name
+        _, dot, ext = name.rpartition(".")
+        ext = dot + ext if dot and len(ext) <= 10 else ""
+        name = name[: MAX_NAME - len(ext)].rstrip(" .") + ext
+    return name or f"attachment-{index + 1}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from gateway.store import Store
 from gateway.store.models import Allocation, NewMessage
+from gateway.store.reports import LETTER_NOTICE_KEY
 from gateway.system_sms import system_message
 
 # Platform messages (one-time codes) are not any agency's: they carry this agency id, which no
@@ -53,7 +54,7 @@ def _message(
 ) -> NewMessage:
     return system_message(
         agency_id=agency_id,
-        key_id="kartpooshe",
+        key_id=LETTER_NOTICE_KEY,
         recipient=recipient,
         sender=sender,
         text=text,

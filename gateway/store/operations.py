@@ -17,6 +17,12 @@ from gateway.store.db import Executor
 RESENDABLE = (REJECTED, EXPIRED, UNDELIVERABLE)
 
 
+# The platform-wide token bucket of the non-crisis lanes in crisis mode (gateway/operations.py),
+# a row of ops_flags so that no migration is needed; OpsState.apply ignores unknown names.
+CRISIS_BUDGET = "crisis_budget"
+_NOW = "extract(epoch FROM clock_timestamp())::float8"
+
+
 @dataclass(frozen=True, slots=True)
 class AgencySample:
     agency_id: uuid.UUID
@@ -64,6 +70,50 @@ class OperationsStore:
             name,
             orjson.dumps(value).decode(),
             actor,
+        )
+
+    # -- the crisis budget, one for the whole platform -----------------------------------------
+    async def reset_crisis_budget(self, rate: float) -> None:
+        """A full bucket (one second's worth) when crisis mode starts."""
+        await self._db.execute(
+            "crisis_budget_reset",
+            f"""INSERT INTO ops_flags (name, value, updated_by)
+                VALUES ('{CRISIS_BUDGET}', jsonb_build_object('tokens', $1::float8,
+                        'at', {_NOW}, 'granted', 0), 'dispatcher')
+                ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
+            rate,
+        )
+
+    async def take_crisis_budget(self, rate: float, want: int) -> int | None:
+        """Up to ``want`` tokens of the platform-wide bucket (``rate`` per second, at most one
+        second's worth banked), taken atomically whichever node asks: one UPDATE of one row,
+        which PostgreSQL re-evaluates on the newest row version when nodes race (READ
+        COMMITTED). None when the bucket row does not exist yet."""
+        tokens = (
+            f"least($1::float8, (value->>'tokens')::float8"
+            f" + greatest(0, {_NOW} - (value->>'at')::float8) * $1::float8)"
+        )
+        granted = f"least($2::int, floor({tokens})::int)"
+        value = await self._db.fetchval(
+            "crisis_budget_take",
+            f"""UPDATE ops_flags SET value = jsonb_build_object(
+                       'tokens', {tokens} - {granted}, 'at', {_NOW}, 'granted', {granted}),
+                   updated_at = now()
+                WHERE name = '{CRISIS_BUDGET}'
+                RETURNING (value->>'granted')::int""",
+            rate,
+            want,
+        )
+        return None if value is None else int(value)
+
+    async def refund_crisis_budget(self, rate: float, unused: int) -> None:
+        await self._db.execute(
+            "crisis_budget_refund",
+            f"""UPDATE ops_flags SET value = jsonb_set(value, '{{tokens}}',
+                       to_jsonb(least($1::float8, (value->>'tokens')::float8 + $2::int)))
+                WHERE name = '{CRISIS_BUDGET}'""",
+            rate,
+            unused,
         )
 
     # -- agency queue hold ---------------------------------------------------------------------

@@ -9,6 +9,10 @@ from datetime import date, datetime
 from gateway.status import CANCELLED, DELIVERED
 from gateway.store.db import Executor
 
+# The key id the letter notices are queued under (gateway/letters/sms.py), so the statement can
+# show which of an agency's SMS fragments were notices of its letters.
+LETTER_NOTICE_KEY = "kartpooshe"
+
 
 @dataclass(frozen=True, slots=True)
 class SlaRow:
@@ -32,6 +36,15 @@ class SmsUsageRow:
     operator: str
     priority: int
     fragments: int
+    letter_notices: int = 0  # of those, fragments of letters' SMS notices
+
+
+@dataclass(frozen=True, slots=True)
+class LetterUsageRow:
+    agency_id: uuid.UUID
+    recipient_kind: str  # person, company
+    letters: int
+    attachment_mib: int  # started MiB of attachments, summed letter by letter
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +128,8 @@ class ReportStore:
         Test-key traffic never reaches an operator and has no parts."""
         rows = await self._db.fetch(
             "report_sms_usage",
-            """SELECT m.agency_id, p.operator, m.priority, count(*) AS fragments
+            """SELECT m.agency_id, p.operator, m.priority, count(*) AS fragments,
+                      count(*) FILTER (WHERE m.key_id = $4) AS letter_notices
                FROM message_parts p JOIN messages m ON m.id = p.message_id
                WHERE p.submitted_at >= $1 AND p.submitted_at < $2
                  AND ($3::uuid IS NULL OR m.agency_id = $3)
@@ -124,9 +138,45 @@ class ReportStore:
             since,
             until,
             agency_id,
+            LETTER_NOTICE_KEY,
         )
         return [
-            SmsUsageRow(r["agency_id"], r["operator"], int(r["priority"]), int(r["fragments"]))
+            SmsUsageRow(
+                r["agency_id"],
+                r["operator"],
+                int(r["priority"]),
+                int(r["fragments"]),
+                int(r["letter_notices"]),
+            )
+            for r in rows
+        ]
+
+    async def letter_usage(
+        self, since: datetime, until: datetime, agency_id: uuid.UUID | None
+    ) -> list[LetterUsageRow]:
+        """Letters deposited into an e-box in [since, until), by agency and recipient kind:
+        the service done (a letter that failed to deposit is not billed; one accepted at the
+        month's end and deposited after it is billed in the month it was deposited, as SMS are
+        billed when handed to the operator). Test-key letters never reach the e-box. Attachment
+        size is counted in started MiB per letter, so the sum is exact in whole units."""
+        rows = await self._db.fetch(
+            "report_letter_usage",
+            """SELECT l.agency_id, l.recipient_kind, count(*) AS letters,
+                      coalesce(sum(ceil(coalesce(att.bytes, 0) / 1048576.0)), 0)::bigint AS mib
+               FROM letters l
+               LEFT JOIN LATERAL (SELECT sum(size) AS bytes FROM letter_attachments
+                                  WHERE letter_id = l.id) att ON true
+               WHERE l.deposited_at >= $1 AND l.deposited_at < $2 AND NOT l.is_test
+                 AND l.accepted_at < $2
+                 AND ($3::uuid IS NULL OR l.agency_id = $3)
+               GROUP BY l.agency_id, l.recipient_kind
+               ORDER BY l.agency_id, l.recipient_kind""",
+            since,
+            until,
+            agency_id,
+        )
+        return [
+            LetterUsageRow(r["agency_id"], r["recipient_kind"], int(r["letters"]), int(r["mib"]))
             for r in rows
         ]
 

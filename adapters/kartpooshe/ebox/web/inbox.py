@@ -36,13 +36,16 @@ _SAFE_TYPES = frozenset(
     {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
 )
 _UNSAFE_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f"\\/;:*?<>|]')
+# Bidirectional controls and invisible characters (Unicode TR36 §2.3: "invoice<U+202E>fdp.exe"
+# reads "invoiceexe.pdf"); ZWNJ (U+200C) stays, Persian spelling needs it.
+_INVISIBLE = re.compile("[\u061c\u200b\u200d-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 
 def safe_filename(name: str) -> str:
     """A download name that cannot traverse paths or break the header: last path segment only,
     no control characters (CR/LF would inject headers), quotes, or separators."""
     name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE_NAME_CHARS.sub("_", name).strip(" .")
+    name = _UNSAFE_NAME_CHARS.sub("_", _INVISIBLE.sub("", name)).strip(" .")
     return name[:150] or "attachment"
 
 
@@ -141,7 +144,7 @@ async def letter_page(request: web.Request) -> web.StreamResponse:
             ctx.outbox.wake()
     base = f"/box/{box.owner_id}/letter/{urllib.parse.quote(letter.letter_id)}"
     atts = "".join(
-        f'<li><a href="{base}/attachment/{a.position}" download>{esc(a.name)}</a> '
+        f'<li><a href="{base}/attachment/{a.position}" download>{esc(safe_filename(a.name))}</a> '
         f'<span class="meta">({fa_num(str(max(1, a.size // 1024)))} کیلوبایت)</span></li>'
         for a in letter.attachments
     )
