@@ -208,8 +208,15 @@ async def test_nasty_mail_over_real_smtp(smtp: Smtp) -> None:
         assert after == before + (1 if code == 250 else 0), (case, code, text)
     names = [r["name"] for r in await pool.fetch("SELECT name FROM letter_attachments")]
     assert names == ["fdp.exe"]  # no directories, no U+202E
-    subject = await pool.fetchval("SELECT subject FROM letters WHERE subject <> 'test'")
-    assert "\ufffd" in subject  # undecodable bytes shown as such, stored as valid text
+    # Subjects are sealed at rest (gateway/vault.py): read them as the store opens them.
+    subjects = []
+    for row in await pool.fetch("SELECT id FROM letters"):
+        letter = await smtp.svc.store.letters.get(row["id"])
+        assert letter is not None
+        subjects.append(letter.subject)
+    odd = [s for s in subjects if s != "test"]
+    assert len(odd) == 1, subjects
+    assert "\ufffd" in odd[0]  # undecodable bytes shown as such, stored as valid text
 
 
 async def test_a_silent_smtp_client_is_cut_off(
