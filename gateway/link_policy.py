@@ -91,6 +91,8 @@ def find_links(text: str) -> list[FoundLink]:
     """Every URL-like piece of ``text``: with a scheme, ``www.`` forms, bare domains, e-mail
     addresses and bare dotted IPv4 addresses, as a handset might linkify them."""
     folded = _fold(text)
+    if "." not in folded and ":" not in folded and "@" not in folded:
+        return []  # every form below needs one of them (see may_carry_link)
     found: list[FoundLink] = []
     spans: list[tuple[int, int]] = []
     for m in _SCHEME_URL.finditer(folded):

@@ -52,6 +52,10 @@ async def refuse_nul_in_url(request: web.Request, handler: Handler) -> web.Strea
 async def read_body(request: web.Request, timeout: float) -> bytes:
     """The whole body, or 408 if the client sends it slower than ``timeout`` allows (a slow
     body would otherwise hold a handler, and its memory, for as long as the client likes)."""
+    if request.content.is_eof():
+        # Already all here (a small body comes in the headers' packets): nothing to wait for,
+        # so no timer (arming and cancelling one was ~5% of the send path's CPU).
+        return await request.read()
     try:
         async with asyncio.timeout(timeout):
             return await request.read()
