@@ -103,6 +103,8 @@ _TABLES = (
     # issue 7 (trust): the audit chain, verification codes.
     ", audit_chain_head, audit_checkpoints, verification_codes, "
     "verification_attempts, agency_verification"
+    # issue 6 (app channel): providers, keys, registrations, app deliveries.
+    ", app_providers, app_provider_keys, app_registrations, app_deliveries"
 )
 
 
