@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import __version__
-from gateway.api import openapi_letters
+from gateway.api import openapi_app, openapi_letters
 from gateway.api.http import json_response
 from gateway.errors import CATALOGUE
 
@@ -236,6 +236,7 @@ def _schemas() -> dict[str, Any]:
                     "type": "boolean",
                     "description": "append a verification code (agency policy per_message)",
                 },
+                **openapi_app.SEND_FIELDS,
             },
             ["text"],
         ),
@@ -923,6 +924,7 @@ def spec() -> dict[str, Any]:
     from gateway.api.openapi_trust import trust_paths
 
     paths.update(trust_paths())
+    paths.update(openapi_app.paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -935,7 +937,7 @@ def spec() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": {**_schemas(), **openapi_letters.schemas()},
+            "schemas": {**_schemas(), **openapi_letters.schemas(), **openapi_app.schemas()},
             "securitySchemes": {
                 "agencyJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "ussdSecret": {
@@ -954,6 +956,7 @@ def spec() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "opaque admin token (pa_…), role admin or viewer",
                 },
+                openapi_app.SECURITY: openapi_app.SECURITY_SCHEME,
             },
         },
     }
