@@ -406,3 +406,55 @@ async def test_admin_api_checks_providers(env: Env, viewer_token: str) -> None:
     assert (status, problem["code"]) == (422, "invalid_national_code")
     status, problem = await env.app.register(CITIZEN, citizen_ref=CITIZEN)
     assert (status, problem["code"]) == (422, "invalid_value")
+
+
+async def test_cancel_signed_out_schedule_and_idempotency(env: Env) -> None:
+    await env.app.register(CITIZEN)
+    env.app.settings.mode = "fail"
+    # Cancelled while the push is pending: neither the app nor an SMS.
+    view = await _send(env, national_code=CITIZEN, channels=["app", "sms"])
+    resp = await env.client.post(f"/v1/messages/{view['id']}/cancel", headers=env.tax.headers())
+    assert resp.status == 200
+    assert (await resp.json())["status"] == "cancelled"
+    # Signed out while pending: the fallback does not wait for the deadline.
+    signed_out = await _send(env, national_code=CITIZEN, channels=["app", "sms"], text="دوم")
+    await wait_for(lambda: _attempted(env, signed_out["id"]), timeout=3)
+    started = time.monotonic()
+    await env.app.sign_out(CITIZEN)
+    await wait_for(lambda: _received(env, 1), timeout=CONFIRM + 3)
+    assert time.monotonic() - started < CONFIRM
+    fallback = [h for h in await env.history(signed_out["id"]) if h["status"] == "app_fallback"]
+    assert fallback[0]["detail"]["reason"] == "signed_out"
+    await asyncio.sleep(CONFIRM)
+    assert len(env.sim.received) == 1  # the cancelled one never went
+    state = await env.services.store.pool.fetchval(
+        "SELECT state FROM app_deliveries WHERE message_id = $1", uuid.UUID(view["id"])
+    )
+    assert state == "cancelled"
+    # Scheduled: pushed at send_at, not before. Idempotent: one message for one key.
+    env.app.settings.mode = "ack"
+    await env.app.register(CITIZEN)
+    at = time.time() + 1.0
+    body = {
+        "text": "سوم",
+        "national_code": CITIZEN,
+        "channels": ["app", "sms"],
+        "send_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(at + 1)),
+    }
+    first = await env.tax.send(body, **{"Idempotency-Key": "k-1"})
+    again = await env.tax.send(body, **{"Idempotency-Key": "k-1"})
+    assert first[0] == again[0] == 202
+    assert first[1]["id"] == again[1]["id"]
+    assert first[1]["status"] == "scheduled"
+    await asyncio.sleep(0.5)
+    assert env.app.pushes == []
+    await wait_for(lambda: _is(env, first[1]["id"], "delivered"), timeout=5)
+    assert time.time() >= at
+    assert len(env.app.pushes) == 1
+
+
+async def _attempted(env: Env, mid: str) -> bool:
+    n = await env.services.store.pool.fetchval(
+        "SELECT attempts FROM app_deliveries WHERE message_id = $1", uuid.UUID(mid)
+    )
+    return bool(n)
