@@ -74,6 +74,8 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         sending.accept_with_idempotency,
     )
     sending.app = app_channel
+    batches = BatchService(store, sending, directory)
+    batches.app = app_channel
     return Services(
         config=config,
         store=store,
@@ -84,7 +86,7 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         auth=auth,
         directory=directory,
         sending=sending,
-        batches=BatchService(store, sending, directory),
+        batches=batches,
         router=Router(config.operators),
         ops=OperationsService(store, config, OpsState(store, config)),
         letters=letters,

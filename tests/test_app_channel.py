@@ -458,3 +458,38 @@ async def _attempted(env: Env, mid: str) -> bool:
         "SELECT attempts FROM app_deliveries WHERE message_id = $1", uuid.UUID(mid)
     )
     return bool(n)
+
+
+async def test_batch_routes_app_users_and_sends_the_rest_by_sms(env: Env) -> None:
+    await env.app.register(CITIZEN)
+    body = {
+        "template": "سلام {name}",
+        "channels": ["app", "sms"],
+        "recipients": [
+            {"national_code": CITIZEN, "params": {"name": "علی"}},
+            {"national_code": OTHER_CITIZEN, "params": {"name": "مریم"}},
+            {"to": "09129998877", "params": {"name": "شماره"}},
+        ],
+    }
+    resp = await env.client.post("/v1/batches", json=body, headers=env.tax.headers())
+    assert resp.status == 202, await resp.text()
+    batch = await resp.json()
+    assert batch["accepted"] == 3
+    pool = env.services.store.pool
+
+    async def done() -> bool:
+        n = await pool.fetchval(
+            "SELECT count(*) FROM messages WHERE status = 'delivered' AND batch_id = $1",
+            uuid.UUID(batch["id"]),
+        )
+        return int(n) == 3
+
+    await wait_for(done, timeout=8)
+    # The signed-in citizen got it in the app; the other and the bare number by SMS.
+    [push] = env.app.pushes
+    assert push["text"].startswith("سلام علی")
+    assert sorted(m.text.split("\n")[0] for m in env.sim.received) == ["سلام شماره", "سلام مریم"]
+    bad = {**body, "channels": ["app"]}
+    resp = await env.client.post("/v1/batches", json=bad, headers=env.tax.headers())
+    assert resp.status == 422
+    assert (await resp.json())["code"] == "invalid_value"

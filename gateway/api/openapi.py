@@ -327,6 +327,7 @@ def _schemas() -> dict[str, Any]:
                 "callback_url": STR,
                 "sender": STR,
                 "verify": {"type": "boolean", "description": "a verification code per message"},
+                **openapi_app.SEND_FIELDS,
             },
             "required": ["template", "recipients"],
             "additionalProperties": False,
@@ -836,6 +837,7 @@ def spec() -> dict[str, Any]:
                 params=[
                     _query("template", STR, "CSV uploads only"),
                     _query("priority", STR, "CSV uploads only"),
+                    _query("channels", STR, "CSV uploads only: app,sms (docs/APP_CHANNEL.md)"),
                 ],
                 errors=(400, 401, 403, 409, 413, 415, 422, 429),
             )

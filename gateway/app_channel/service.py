@@ -142,11 +142,17 @@ class AppChannel:
         return isinstance(body, dict) and ("channel" in body or "channels" in body)
 
     async def accept_token(self, use: TokenUse, body: Any) -> bytes:
-        """The no-Idempotency-Key path: the token's jti is recorded here, then as below."""
-        if not await self._store.credentials.remember_jti(
-            use.principal.key.key_id, use.jti, use.expires
-        ):
+        """The no-Idempotency-Key path: the token's jti is recorded here, then as below. The
+        key and agency rows of ``use`` may come from the authenticator's few-second cache, so
+        they are read again (the group-commit pipeline does the same in its SQL)."""
+        key_id = use.principal.key.key_id
+        if not await self._store.credentials.remember_jti(key_id, use.jti, use.expires):
             raise Problem("token_replayed", "every request needs a fresh jti")
+        if key_id not in await self._store.credentials.live_keys([key_id]):
+            key = await self._store.credentials.get_key(key_id)
+            if key is None or key.revoked_at is not None:
+                raise Problem("key_revoked")
+            raise Problem("agency_suspended")
         _, response = await self.accept(use.principal, b"", body, None)
         return response
 
@@ -206,6 +212,41 @@ class AppChannel:
                 raise Problem("app_not_registered")
             return _Route(None, ckey, fallback, "not_registered")
         return _Route(provider, ckey, fallback, "")
+
+    async def hold_batch(
+        self,
+        tx: Store,
+        *,
+        batch_id: uuid.UUID,
+        agency_id: uuid.UUID,
+        order: tuple[str, ...],
+        numbers: dict[str, str],
+    ) -> int:
+        """Route a batch's messages to citizens' apps, in the batch's transaction (called by
+        gateway/batches.py). ``numbers``: national code → number of the recipients given by
+        national code; those given by number alone stay SMS. Returns how many were routed."""
+        if "app" not in order or not numbers:
+            return 0
+        pairs = sorted(numbers.items())
+        held = await AppChannelStore(tx.db).hold_batch(
+            batch_id=batch_id,
+            agency_id=agency_id,
+            msisdns=[msisdn for _, msisdn in pairs],
+            citizen_keys=[self.citizen_key(code) for code, _ in pairs],
+            fallback="sms",
+            confirm_seconds=self._cfg.confirm_timeout_seconds,
+        )
+        return held
+
+    def batch_order(self, common: dict[str, Any]) -> tuple[str, ...]:
+        """A batch's channel order: ``["app", "sms"]`` or SMS (an app-only batch would have to
+        refuse recipients after their rows are written; send those one by one)."""
+        if "channel" not in common and "channels" not in common:
+            return ("sms",)
+        order = channel_order(common)
+        if order == ("app",):
+            raise Problem("invalid_value", 'channels: a batch takes ["app", "sms"] or ["sms"]')
+        return order
 
     # -- registrations ----------------------------------------------------------------------
     async def register(self, who: ProviderPrincipal, body: Any) -> dict[str, object]:

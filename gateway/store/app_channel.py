@@ -319,6 +319,50 @@ class AppChannelStore:
             deadline,
         )
 
+    async def hold_batch(
+        self,
+        *,
+        batch_id: uuid.UUID,
+        agency_id: uuid.UUID,
+        msisdns: list[str],
+        citizen_keys: list[bytes],
+        fallback: str,
+        confirm_seconds: float,
+    ) -> int:
+        """A batch's messages to citizens signed in on an app that may carry the agency's
+        notices, routed there (as ``hold``, in the batch's transaction). Each push is due at
+        its SMS's paced virtual time (the agency's TPS), and its deadline runs from then, so a
+        large batch neither floods a provider nor times out waiting for its own turn."""
+        status = await self._db.execute(
+            "app_hold_batch",
+            """WITH t AS (SELECT * FROM unnest($3::text[], $4::bytea[]) AS t(msisdn, ckey)),
+               r AS (
+                   SELECT DISTINCT ON (t.msisdn) t.msisdn, t.ckey, p.id AS provider_id
+                   FROM t JOIN app_registrations r ON r.citizen_key = t.ckey
+                          JOIN app_providers p ON p.id = r.provider_id
+                   WHERE p.status = 'active' AND 'notices' = ANY (p.scopes)
+                     AND (cardinality(p.agencies) = 0 OR $2 = ANY (p.agencies))
+                   ORDER BY t.msisdn, r.registered_at DESC),
+               m AS (
+                   SELECT m.id, r.ckey, r.provider_id, q.vt
+                   FROM messages m JOIN r ON r.msisdn = m.recipient
+                                   JOIN queue q ON q.message_id = m.id
+                   WHERE m.batch_id = $1),
+               h AS (UPDATE queue SET vt = 'infinity' FROM m WHERE queue.message_id = m.id)
+               INSERT INTO app_deliveries (message_id, agency_id, provider_id, citizen_key,
+                   fallback, next_attempt_at, deadline)
+               SELECT m.id, $2, m.provider_id, m.ckey, $5, m.vt,
+                      m.vt + make_interval(secs => $6)
+               FROM m""",
+            batch_id,
+            agency_id,
+            msisdns,
+            citizen_keys,
+            fallback,
+            confirm_seconds,
+        )
+        return int(status.split()[-1])
+
     async def add_event(self, message_id: uuid.UUID, status: str, detail: str) -> None:
         """A channel event in the message's history (detail is JSON text)."""
         await self._db.execute(
