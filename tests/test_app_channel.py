@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -448,6 +449,11 @@ async def test_cancel_signed_out_schedule_and_idempotency(env: Env) -> None:
     assert first[1]["status"] == "scheduled"
     await asyncio.sleep(0.5)
     assert env.app.pushes == []
+    # Not the app's before its time: neither listed nor readable.
+    _, page = await env.app.inbox(CITIZEN)
+    assert page["notices"] == []
+    status, problem = await env.app.read(CITIZEN, first[1]["id"])
+    assert (status, problem["code"]) == (404, "unknown_notice")
     await wait_for(lambda: _is(env, first[1]["id"], "delivered"), timeout=5)
     assert time.time() >= at
     assert len(env.app.pushes) == 1
@@ -493,3 +499,33 @@ async def test_batch_routes_app_users_and_sends_the_rest_by_sms(env: Env) -> Non
     resp = await env.client.post("/v1/batches", json=bad, headers=env.tax.headers())
     assert resp.status == 422
     assert (await resp.json())["code"] == "invalid_value"
+
+
+async def test_simulator_control_endpoint(env: Env) -> None:
+    """The demo drives ``payam app-sim`` over HTTP, as the SMSC simulator's."""
+    base = f"http://127.0.0.1:{env.app.port}/control"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/register", json={"national_code": CITIZEN}) as r:
+            assert r.status == 200
+            assert (await r.json())["registered"] is True
+        async with http.post(f"{base}/mode", json={"mode": "nonsense"}) as r:
+            assert r.status == 400
+        async with http.post(f"{base}/mode", json={"mode": "ack"}) as r:
+            assert r.status == 200
+        view = await _send(env, national_code=CITIZEN, channel="app")
+        await wait_for(lambda: _is(env, view["id"], "delivered"), timeout=5)
+        async with http.get(f"{base}/pushes") as r:
+            assert [p["id"] for p in await r.json()] == [view["id"]]
+        body = {"national_code": CITIZEN, "id": view["id"]}
+        async with http.post(f"{base}/read", json=body) as r:
+            assert r.status == 200
+            assert (await r.json())["read_at"]
+        async with http.post(f"{base}/sign-out", json={"national_code": CITIZEN}) as r:
+            assert r.status == 200
+    # A push with a wrong signature is refused by the simulator.
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(env.app.push_url, data=b"{}", headers={"Payam-Signature": "t=1,v1=0"}) as r,
+    ):
+        assert r.status == 401
+    assert env.app.refused_signatures == 1

@@ -125,6 +125,10 @@ class AppSimulator:
         try:
             if action == "read":
                 status, answer = await self.read(data.pop("national_code", ""), data.get("id", ""))
+            elif action == "register":
+                status, answer = await self.register(
+                    data["national_code"], data.get("citizen_ref", "")
+                )
             else:
                 status, answer = await self.call(_PATHS[action], data)
         except KeyError as exc:

@@ -319,6 +319,7 @@ class AppChannel:
             d is None
             or d.provider_id != who.provider.id
             or not hmac.compare_digest(d.citizen_key, self.citizen_key(code))
+            or not d.due
         ):
             raise Problem("unknown_notice")
         if d.state == "pending":

@@ -97,6 +97,7 @@ class DeliveryRow:
     state: str
     fallback: str
     read_at: datetime | None
+    due: bool  # its first push is due (a scheduled notice is not the app's before send_at)
 
 
 _PROVIDER = """id, name, push_url, push_secret_sealed, scopes, agencies, status, created_at,
@@ -489,7 +490,8 @@ class AppChannelStore:
     async def delivery(self, message_id: uuid.UUID) -> DeliveryRow | None:
         row = await self._db.fetchrow(
             "app_delivery_get",
-            """SELECT message_id, agency_id, provider_id, citizen_key, state, fallback, read_at
+            """SELECT message_id, agency_id, provider_id, citizen_key, state, fallback, read_at,
+                      state <> 'pending' OR next_attempt_at <= now() AS due
                FROM app_deliveries WHERE message_id = $1""",
             message_id,
         )
@@ -519,7 +521,8 @@ class AppChannelStore:
                       d.created_at
                FROM app_deliveries d JOIN agencies a ON a.id = d.agency_id
                WHERE d.provider_id = $1 AND d.citizen_key = $2 AND d.seq > $3
-                 AND d.state IN ('pending', 'delivered')
+                 AND (d.state = 'delivered'
+                      OR (d.state = 'pending' AND d.next_attempt_at <= now()))
                ORDER BY d.seq LIMIT $4""",
             provider_id,
             citizen_key,
