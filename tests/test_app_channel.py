@@ -181,6 +181,7 @@ async def test_provider_down_falls_back_to_sms_once_within_timeout(env: Env) -> 
     finally:
         other.stop()
         await task
+    print(f"\nAPP fallback: SMS received {took:.2f} s after accept (timeout {CONFIRM} s)")
     assert CONFIRM <= took < CONFIRM + 1.5, took
     assert [m.destination for m in env.sim.received] == [MSISDN.lstrip("+")]
     statuses = [h["status"] for h in await env.history(mid)]

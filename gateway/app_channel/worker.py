@@ -81,7 +81,20 @@ class AppPushWorker:
         lease = self._cfg.push_timeout_seconds + 10.0
         due = await AppChannelStore(self._store.db).claim(_CLAIM, lease)
         if due:
-            await asyncio.gather(*(self._one(session, d) for d in due))
+            results = await asyncio.gather(
+                *(self._one(session, d) for d in due), return_exceptions=True
+            )
+            for d, result in zip(due, results, strict=True):
+                # One failure (the database, say) must not hold the others' leases: they are
+                # done; this one is claimed again when its lease ends.
+                if isinstance(result, Exception):
+                    log.error(
+                        "app delivery %s failed; retried after its lease",
+                        d.message_id,
+                        exc_info=result,
+                    )
+                elif isinstance(result, BaseException):
+                    raise result
         return len(due)
 
     async def _one(self, session: aiohttp.ClientSession, d: DueDelivery) -> None:
