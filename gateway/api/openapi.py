@@ -296,7 +296,15 @@ def _schemas() -> dict[str, Any]:
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "properties": {"status": STR, "at": TIME, "detail": {"type": "object"}},
+                        "properties": {
+                            "status": {
+                                **STR,
+                                "description": "a status, or an app-channel event: app_skipped, "
+                                "app_fallback, read (docs/APP_CHANNEL.md)",
+                            },
+                            "at": TIME,
+                            "detail": {"type": "object"},
+                        },
                     },
                 },
             },
