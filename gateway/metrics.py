@@ -287,7 +287,8 @@ SMPP_SESSION_EVENTS = Counter(
 # (a handful, set by operators); agency: the agency id, as payam_sms_accepted_total.
 APP_PUSHES = Counter(
     "payam_app_pushes_total",
-    "Push attempts to app providers, by provider, agency and outcome (ok, refused, error).",
+    "Push attempts to app providers, by provider, agency and outcome (ok, accepted = 202 to be "
+    "confirmed by receipt, refused, error).",
     ["provider", "agency", "outcome"],
 )
 APP_PUSH_LATENCY = Histogram(

@@ -530,3 +530,28 @@ async def test_simulator_control_endpoint(env: Env) -> None:
     ):
         assert r.status == 401
     assert env.app.refused_signatures == 1
+
+
+async def test_push_taken_then_confirmed_by_receipt_or_fallen_back(env: Env) -> None:
+    """A provider may answer 202 and confirm later (the phone got it): confirmed in time, no
+    SMS; no receipt before the deadline, the SMS, once."""
+    await env.app.register(CITIZEN)
+    env.app.settings.mode = "accept"
+    view = await _send(env, national_code=CITIZEN, channels=["app", "sms"])
+    await wait_for(lambda: _is(env, view["id"], "delivered"), timeout=5)
+    delivered = [h for h in await env.history(view["id"]) if h["status"] == "delivered"]
+    assert delivered[0]["detail"]["via"] == "ack"
+    attempts = await env.services.store.pool.fetchval("SELECT attempts FROM app_deliveries")
+    assert attempts == 1  # taken once, never pushed again
+    env.app.settings.mode = "accept_only"
+    late = await _send(env, national_code=CITIZEN, channels=["app", "sms"], text="دوم")
+    await wait_for(lambda: _received(env, 1), timeout=CONFIRM + 3)
+    await wait_for(lambda: _is(env, late["id"], "delivered"), timeout=5)
+    statuses = [h["status"] for h in await env.history(late["id"])]
+    assert "app_fallback" in statuses
+    assert "submitted" in statuses
+    # A receipt after the deadline changes nothing: the notice went by SMS.
+    status, problem = await env.app.delivered(CITIZEN, late["id"])
+    assert (status, problem["code"]) == (404, "unknown_notice")
+    await asyncio.sleep(0.3)
+    assert len(env.sim.received) == 1

@@ -9,7 +9,7 @@ same port, like the SMSC simulator's (adapters/sms/simulator.py):
 | route | what |
 |---|---|
 | ``GET /control/pushes`` | the pushes received (newest last) |
-| ``POST /control/mode {"mode": "ack"|"fail"|"hang"}`` | ack: 200; fail: 503; hang: no answer |
+| ``POST /control/mode {"mode": …}`` | how pushes are answered (``MODES`` below) |
 | ``POST /control/register {"national_code", "citizen_ref"?}`` | sign a citizen in |
 | ``POST /control/sign-out {"national_code"}`` | sign them out |
 | ``POST /control/inbox {"national_code", "cursor"?, "limit"?}`` | the gateway's answer |
@@ -37,7 +37,9 @@ from gateway.callbacks import SIGNATURE_HEADER, verify
 
 log = logging.getLogger(__name__)
 
-MODES = ("ack", "fail", "hang")
+# ack: 200 (confirmed at once); accept: 202, then the delivery receipt a moment later;
+# accept_only: 202 and never a receipt; fail: 503; hang: no answer.
+MODES = ("ack", "accept", "accept_only", "fail", "hang")
 
 
 @dataclass
@@ -62,6 +64,10 @@ class AppSimulator:
         self._session: aiohttp.ClientSession | None = None
         self.port = self.settings.port
         self.pushed = asyncio.Event()
+        # citizen_ref → national code of the citizens this simulator signed in (a real app
+        # knows its own users; the gateway's push names only the ref).
+        self.codes: dict[str, str] = {}
+        self._acks: set[asyncio.Task[Any]] = set()
 
     @property
     def push_url(self) -> str:
@@ -84,6 +90,8 @@ class AppSimulator:
         self._session = aiohttp.ClientSession()
 
     async def stop(self) -> None:
+        for task in self._acks:
+            task.cancel()
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
@@ -104,7 +112,20 @@ class AppSimulator:
         if not any(p["id"] == notice["id"] for p in self.pushes):
             self.pushes.append(notice)
         self.pushed.set()
+        if self.settings.mode in ("accept", "accept_only"):
+            if self.settings.mode == "accept":
+                task = asyncio.create_task(self._ack_later(notice))
+                self._acks.add(task)
+                task.add_done_callback(self._acks.discard)
+            return web.json_response({"status": "accepted"}, status=202)
         return web.json_response({"status": "delivered"})
+
+    async def _ack_later(self, notice: dict[str, Any]) -> None:
+        """The app on the phone got the notice: the delivery receipt."""
+        await asyncio.sleep(0.1)
+        code = self.codes.get(str(notice.get("citizen_ref")), "")
+        status, _ = await self.delivered(code, str(notice["id"]))
+        log.info("delivery receipt for a notice: HTTP %d", status)
 
     async def _http_pushes(self, request: web.Request) -> web.Response:
         return web.json_response(self.pushes)
@@ -153,6 +174,7 @@ class AppSimulator:
 
     async def register(self, national_code: str, citizen_ref: str = "") -> tuple[int, Any]:
         ref = citizen_ref or f"acct-{secrets.token_hex(6)}"
+        self.codes[ref] = national_code
         return await self.call(
             "/app/v1/registrations", {"national_code": national_code, "citizen_ref": ref}
         )
@@ -162,6 +184,11 @@ class AppSimulator:
 
     async def inbox(self, national_code: str, **page: Any) -> tuple[int, Any]:
         return await self.call("/app/v1/inbox", {"national_code": national_code, **page})
+
+    async def delivered(self, national_code: str, message_id: str) -> tuple[int, Any]:
+        return await self.call(
+            f"/app/v1/notices/{message_id}/delivered", {"national_code": national_code}
+        )
 
     async def read(self, national_code: str, message_id: str) -> tuple[int, Any]:
         return await self.call(

@@ -138,6 +138,15 @@ async def inbox(request: web.Request) -> web.Response:
     return json_response(await _channel(request).inbox(who, await read_json(request)))
 
 
+async def notice_delivered(request: web.Request) -> web.Response:
+    """POST /app/v1/notices/{message_id}/delivered: the provider's delivery receipt."""
+    who = await _provider_auth(request)
+    body = await read_json(request)
+    return json_response(
+        await _channel(request).delivered(who, request.match_info["message_id"], body)
+    )
+
+
 async def read_notice(request: web.Request) -> web.Response:
     """POST /app/v1/notices/{message_id}/read: the read receipt."""
     who = await _provider_auth(request)
@@ -162,5 +171,6 @@ def register(app: web.Application) -> None:
     app.router.add_post("/app/v1/registrations", register_citizen)
     app.router.add_post("/app/v1/registrations/sign-out", sign_out_citizen)
     app.router.add_post("/app/v1/inbox", inbox)
+    app.router.add_post("/app/v1/notices/{message_id}/delivered", notice_delivered)
     app.router.add_post("/app/v1/notices/{message_id}/read", read_notice)
     app.router.add_post("/app/v1/replies", reply)

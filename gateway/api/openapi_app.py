@@ -240,6 +240,17 @@ def paths() -> dict[str, Any]:
                 ),
             )
         },
+        "/app/v1/notices/{message_id}/delivered": {
+            "post": _post(
+                "Delivery receipt for a push answered 202 (idempotent); before the deadline",
+                _ok(
+                    "delivered",
+                    {"type": "object", "properties": {"id": UUID, "delivered": BOOL}},
+                ),
+                _obj({"national_code": NATIONAL_CODE}, ["national_code"]),
+                parameters=[_path("message_id")],
+            )
+        },
         "/app/v1/notices/{message_id}/read": {
             "post": _post(
                 "Read receipt (idempotent); shows in GET /v1/messages/{id} as status read",

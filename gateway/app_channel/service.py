@@ -306,7 +306,9 @@ class AppChannel:
             "next_cursor": str(rows[-1].seq) if len(rows) == limit else None,
         }
 
-    async def _notice(self, who: ProviderPrincipal, message_id: str, code: str) -> DeliveryRow:
+    async def _notice(
+        self, who: ProviderPrincipal, message_id: str, code: str, via: str = "pull"
+    ) -> DeliveryRow:
         """The delivery of this notice, if it went to this provider for this citizen; a
         notice that is pending counts as delivered from now (the app shows it)."""
         try:
@@ -323,7 +325,7 @@ class AppChannel:
         ):
             raise Problem("unknown_notice")
         if d.state == "pending":
-            await self.confirm(mid, d.agency_id, who.provider.name, via="pull")
+            await self.confirm(mid, d.agency_id, who.provider.name, via=via)
             d = await app.delivery(mid)
             assert d is not None
         if d.state != "delivered":
@@ -345,6 +347,15 @@ class AppChannel:
 
     def _give_up_at(self) -> datetime:
         return datetime.now(UTC) + timedelta(hours=self._sms.callback_retry_hours)
+
+    async def delivered(
+        self, who: ProviderPrincipal, message_id: str, body: Any
+    ) -> dict[str, object]:
+        """The provider's delivery receipt for a push it answered 202 (idempotent)."""
+        who.require("notices")
+        data = parse_object(body, CITIZEN_FIELDS)
+        d = await self._notice(who, message_id, data["national_code"], via="ack")
+        return {"id": str(d.message_id), "delivered": True}
 
     async def read(self, who: ProviderPrincipal, message_id: str, body: Any) -> dict[str, object]:
         who.require("notices")

@@ -3,8 +3,10 @@ the provider as a signed POST, and confirmed, retried with backoff, or given up.
 
 The push carries ``Payam-Signature`` exactly as agency callbacks do (gateway/callbacks.py:
 HMAC-SHA256 of "<t>.<body>" under the provider's push secret) and ``Idempotency-Key`` = the
-message id, so a provider that saw a retry before can tell. A 2xx answer is the confirmation:
-the notice is in the citizen's app inbox. Anything else is retried after base·2^attempts
+message id, so a provider that saw a retry before can tell. A 2xx answer is the confirmation
+(the notice is in the citizen's app inbox), except 202: taken, and the provider confirms
+delivery itself before the deadline (``POST /app/v1/notices/{id}/delivered``). Anything else
+is retried after base·2^attempts
 seconds (capped) until the deadline (``app.confirm_timeout_seconds`` after the first attempt);
 at the deadline the delivery is given up, and the message falls back to SMS (or, asked for the
 app only, ends undeliverable). Any node may run this worker; the conditional transitions in
@@ -115,9 +117,12 @@ class AppPushWorker:
         if reason:
             await self.give_up(d, m, reason)
             return
-        ok, error = await self._push(session, d, m)
-        if ok:
+        outcome, error = await self._push(session, d, m)
+        if outcome == "ok":
             await self._channel.confirm(d.message_id, d.agency_id, d.provider_name, via="push")
+            return
+        if outcome == "accepted":
+            await AppChannelStore(self._store.db).pushed(d.message_id)
             return
         delay = min(self._cfg.retry_base_seconds * 2**d.attempts, self._cfg.retry_max_seconds)
         at = min(datetime.now(UTC) + timedelta(seconds=delay), d.deadline)
@@ -125,7 +130,8 @@ class AppPushWorker:
 
     async def _push(
         self, session: aiohttp.ClientSession, d: DueDelivery, m: Message
-    ) -> tuple[bool, str]:
+    ) -> tuple[str, str]:
+        """("ok" | "accepted" | "failed", error)."""
         body = orjson.dumps(
             {
                 "type": "notice",
@@ -164,15 +170,19 @@ class AppPushWorker:
         except (aiohttp.ClientError, TimeoutError) as exc:
             APP_PUSHES.labels(d.provider_name, agency, "error").inc()
             log.info("push to app provider %s failed: %s", d.provider_name, type(exc).__name__)
-            return False, type(exc).__name__
+            return "failed", type(exc).__name__
         finally:
             APP_PUSH_LATENCY.labels(d.provider_name).observe(time.monotonic() - started)
+        if status == 202:
+            # Taken, to be confirmed by the provider (POST /app/v1/notices/{id}/delivered).
+            APP_PUSHES.labels(d.provider_name, agency, "accepted").inc()
+            return "accepted", ""
         if 200 <= status < 300:
             APP_PUSHES.labels(d.provider_name, agency, "ok").inc()
-            return True, ""
+            return "ok", ""
         APP_PUSHES.labels(d.provider_name, agency, "refused").inc()
         log.info("app provider %s answered a push with HTTP %d", d.provider_name, status)
-        return False, f"http_{status}"
+        return "failed", f"http_{status}"
 
     async def give_up(self, d: DueDelivery, m: Message, reason: str) -> None:
         detail = channel_event(provider=d.provider_name, reason=reason)

@@ -418,6 +418,17 @@ class AppChannelStore:
             error,
         )
 
+    async def pushed(self, message_id: uuid.UUID) -> None:
+        """The provider took the push (202) and will confirm delivery itself: no more
+        attempts; given up at the deadline unless confirmed before."""
+        await self._db.execute(
+            "app_pushed",
+            """UPDATE app_deliveries SET attempts = attempts + 1, next_attempt_at = deadline,
+                   last_error = '', leased_until = '-infinity'
+               WHERE message_id = $1 AND state = 'pending'""",
+            message_id,
+        )
+
     async def confirm(self, message_id: uuid.UUID, detail: str, *, push: bool) -> bool:
         """The app has the notice: pending → delivered, the held SMS dropped, the message
         delivered. False when the delivery was no longer pending (fallen back, cancelled)."""
@@ -491,7 +502,7 @@ class AppChannelStore:
         row = await self._db.fetchrow(
             "app_delivery_get",
             """SELECT message_id, agency_id, provider_id, citizen_key, state, fallback, read_at,
-                      state <> 'pending' OR next_attempt_at <= now() AS due
+                      state <> 'pending' OR attempts > 0 OR next_attempt_at <= now() AS due
                FROM app_deliveries WHERE message_id = $1""",
             message_id,
         )
@@ -522,7 +533,8 @@ class AppChannelStore:
                FROM app_deliveries d JOIN agencies a ON a.id = d.agency_id
                WHERE d.provider_id = $1 AND d.citizen_key = $2 AND d.seq > $3
                  AND (d.state = 'delivered'
-                      OR (d.state = 'pending' AND d.next_attempt_at <= now()))
+                      OR (d.state = 'pending'
+                          AND (d.attempts > 0 OR d.next_attempt_at <= now())))
                ORDER BY d.seq LIMIT $4""",
             provider_id,
             citizen_key,
