@@ -18,7 +18,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.sms.encoding import UCS2_PER_PART, UCS2_SINGLE, TooManyParts, plan
 from gateway.auth import AgencyPrincipal
@@ -33,6 +33,9 @@ from gateway.store.verification import CodeRecord
 from gateway.validation import Field, parse_object
 from gateway.verification import VerificationService
 
+if TYPE_CHECKING:
+    from gateway.app_channel.service import AppChannel
+
 MAX_RECIPIENTS = 100_000
 # Recipients prepared and inserted per step; steps overlap (see BatchService.accept).
 CHUNK = 20_000
@@ -41,6 +44,10 @@ BATCH_FIELDS: dict[str, Field] = {
     **_COMMON,
     "template": Field(str, required=True, max_length=1000),
     "recipients": Field(list, required=True, max_items=MAX_RECIPIENTS),
+    # The app channel (docs/APP_CHANNEL.md): ["app", "sms"] routes recipients given by national
+    # code who use an app there; checked by AppChannel.batch_order.
+    "channel": Field(str, max_length=8),
+    "channels": Field(list, item_kind=str, max_items=2),
 }
 
 
@@ -118,6 +125,8 @@ class BatchService:
         self._store = store
         self._sending = sending
         self._directory = directory
+        # The app channel (gateway/app_channel); set in gateway/services.py.
+        self.app: AppChannel | None = None
 
     async def accept(
         self, principal: AgencyPrincipal, common: dict[str, Any], recipients: list[Recipient]
@@ -128,6 +137,12 @@ class BatchService:
         if len(recipients) > MAX_RECIPIENTS:
             raise Problem("batch_too_large", f"at most {MAX_RECIPIENTS} recipients")
         template = common.pop("template")
+        if self.app is not None:
+            order = self.app.batch_order(common)
+        elif "channel" in common or "channels" in common:
+            raise Problem("invalid_value", "channels: the app channel is not enabled here")
+        else:
+            order = ("sms",)
         names = placeholders(template)
         now = datetime.now(UTC)
         # Checks shared by every recipient run once, on the template.
@@ -166,7 +181,7 @@ class BatchService:
             sent_at=p.send_at or now,
         )
         day = tehran_day(start)
-        accepted = fragments = 0
+        accepted = fragments = held = 0
         reserved = False
         try:
             async with self._store.transaction() as tx:
@@ -209,6 +224,10 @@ class BatchService:
                         pending.cancel()
                         with contextlib.suppress(asyncio.CancelledError, Exception):
                             await pending
+                if accepted and self.app is not None:
+                    held = await self.app.hold_batch(
+                        tx, batch_id=batch_id, agency_id=agency.id, order=order, numbers=numbers
+                    )
                 if accepted:
                     # Counted last, inside the transaction: over quota rolls everything back.
                     if not await self._store.messages.reserve_fragments(
@@ -233,6 +252,8 @@ class BatchService:
             if reserved:
                 await self._store.messages.release_fragments(agency.id, day, fragments)
             raise
+        if held and self.app is not None:
+            self.app.wake.set()
         rejected = job.rejected
         for code, n in Counter(
             r["code"] for r in rejected if r["code"].startswith("link_")

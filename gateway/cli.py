@@ -466,6 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
     sim.set_defaults(fn=cmd_smsc_sim)
+    app_sim = sub.add_parser(
+        "app-sim",
+        help="app provider simulator (pushes, citizens' sign-ins); --help for its options",
+        add_help=False,
+    )
+    app_sim.add_argument("sim_args", nargs=argparse.REMAINDER)
 
     lt = sub.add_parser("letters", help="agency letter settings, SMTP credentials").add_subparsers(
         dest="action", required=True
@@ -551,6 +557,11 @@ def main(argv: list[str] | None = None) -> int:
         from adapters.sms import simulator
 
         return simulator.main(argv[1:])
+    if argv[:1] == ["app-sim"]:
+        # The app provider simulator: its own options, no gateway configuration.
+        from adapters.app import simulator as app_simulator
+
+        return app_simulator.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args.config)

@@ -361,6 +361,20 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AppConfig:
+    # The app channel (docs/APP_CHANNEL.md): how long a notice may wait for the provider's
+    # confirmation before the next channel (SMS) is tried.
+    confirm_timeout_seconds: float = 30.0
+    # One push request to a provider.
+    push_timeout_seconds: float = 5.0
+    # Backoff between push attempts: base, doubled per attempt, capped.
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 8.0
+    # How often the push worker looks for due pushes queued by other processes and nodes.
+    poll_seconds: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -375,6 +389,7 @@ class Config:
     links: LinksConfig = field(default_factory=LinksConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    app: AppConfig = field(default_factory=AppConfig)
     # [[operators]] tables in the file, or PAYAM_OPERATORS as a JSON array of objects.
     operators: tuple[OperatorConfig, ...] = ()
 
@@ -562,6 +577,12 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("ops.crisis_share", "must be between 0 and 1 (exclusive)")
     if not 0.0 <= o.sla_delivery_ratio <= 1.0:
         raise ConfigError("ops.sla_delivery_ratio", "must be between 0 and 1")
+    app = cfg.app
+    for key in ("confirm_timeout_seconds", "push_timeout_seconds", "retry_base_seconds"):
+        positive(f"app.{key}", getattr(app, key))
+    positive("app.poll_seconds", app.poll_seconds)
+    if app.retry_max_seconds < app.retry_base_seconds:
+        raise ConfigError("app.retry_max_seconds", "must be >= app.retry_base_seconds")
 
 
 def _validate_kartpooshe(k: KartpoosheConfig) -> None:

@@ -274,6 +274,37 @@ CATALOGUE: dict[str, ErrorKind] = {
     "too_many_codes": ErrorKind(
         429, "Too many one-time codes for this person; try later", "درخواست کد بیش از حد مجاز است"
     ),
+    # The app and portal channel (docs/APP_CHANNEL.md)
+    "agency_key_on_app_route": ErrorKind(
+        401,
+        "App routes take an app provider's key, not an agency's",
+        "این مسیر کلید ارائه‌دهنده برنامک می‌خواهد، نه کلید دستگاه",
+    ),
+    "provider_suspended": ErrorKind(
+        403, "The app provider is suspended", "ارائه‌دهنده برنامک تعلیق شده است"
+    ),
+    "scope_not_granted": ErrorKind(
+        403, "The app provider lacks this scope", "این دسترسی به ارائه‌دهنده داده نشده است"
+    ),
+    "provider_name_taken": ErrorKind(
+        409, "An app provider has this name", "ارائه‌دهنده‌ای با این نام وجود دارد"
+    ),
+    "not_registered_here": ErrorKind(
+        404,
+        "The citizen is not signed in on this provider's app",
+        "این شخص در برنامک این ارائه‌دهنده ثبت نام نکرده است",
+    ),
+    "app_not_registered": ErrorKind(
+        409,
+        "The citizen uses no app that may carry this agency's notices; add sms to channels",
+        "این شخص در هیچ برنامکی ثبت نیست؛ کانال پیامک را هم بیفزایید",
+    ),
+    "app_needs_national_code": ErrorKind(
+        422,
+        "The app channel needs the recipient's national code",
+        "کانال برنامک به کد ملی گیرنده نیاز دارد",
+    ),
+    "unknown_notice": ErrorKind(404, "No such notice for this citizen", "چنین اعلانی وجود ندارد"),
 }
 
 

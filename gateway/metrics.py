@@ -282,3 +282,39 @@ SMPP_SESSION_EVENTS = Counter(
     "timeout, unknown_response, deliver_error, throttle.",
     ["operator", "kind"],
 )
+
+# The app and portal channel (docs/APP_CHANNEL.md). provider: the provider's registered name
+# (a handful, set by operators); agency: the agency id, as payam_sms_accepted_total.
+APP_PUSHES = Counter(
+    "payam_app_pushes_total",
+    "Push attempts to app providers, by provider, agency and outcome (ok, accepted = 202 to be "
+    "confirmed by receipt, refused, error).",
+    ["provider", "agency", "outcome"],
+)
+APP_PUSH_LATENCY = Histogram(
+    "payam_app_push_duration_seconds",
+    "Time of one push request to an app provider.",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+APP_CONFIRMATIONS = Counter(
+    "payam_app_confirmations_total",
+    "Notices an app provider confirmed (delivered in the app), by provider and agency.",
+    ["provider", "agency"],
+)
+APP_FALLBACKS = Counter(
+    "payam_app_fallbacks_total",
+    "Messages the app channel passed to the next channel or gave up, by provider ('none' when "
+    "the citizen has no app), agency and reason.",
+    ["provider", "agency", "reason"],
+)
+APP_READ_RECEIPTS = Counter(
+    "payam_app_read_receipts_total",
+    "Notices read in the app, by provider and agency.",
+    ["provider", "agency"],
+)
+APP_REPLIES = Counter(
+    "payam_app_replies_total",
+    "Citizens' replies sent from an app, by provider.",
+    ["provider"],
+)

@@ -48,7 +48,8 @@ def reply_view(r: Reply) -> dict[str, object]:
         "text": r.body,
         "keyword": r.keyword or None,
         "in_reply_to": str(r.in_reply_to) if r.in_reply_to else None,
-        "channel": "sms",
+        # Replies written in an app carry operator "app:<provider>" (gateway/app_channel).
+        "channel": "app" if r.operator.startswith("app:") else "sms",
         "operator": r.operator,
         "received_at": r.received_at.isoformat(),
     }

@@ -14,9 +14,10 @@ import hashlib
 import logging
 import time as time_module
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -124,6 +125,23 @@ def request_hash(body: bytes) -> bytes:
     return hashlib.sha256(body).digest()
 
 
+# Called in the accepting transaction right after the message row is written (the app channel,
+# gateway/app_channel/service.py, routes the message there).
+AfterInsert = Callable[[Store, NewMessage], Awaitable[None]]
+
+
+class AppRouting(Protocol):
+    """The app channel's entry (gateway/app_channel/service.py): bodies with channel(s)."""
+
+    def wants(self, body: Any) -> bool: ...
+
+    async def accept_token(self, use: TokenUse, body: Any) -> bytes: ...
+
+    async def accept(
+        self, principal: AgencyPrincipal, raw_body: bytes, body: Any, key: str | None
+    ) -> tuple[int, bytes]: ...
+
+
 class SendingService:
     def __init__(self, store: Store, cfg: SmsConfig, directory: CitizenDirectory) -> None:
         self._store = store
@@ -136,6 +154,8 @@ class SendingService:
         self.links = LinkPolicy()
         # Verification codes (gateway/verification.py); None: never appended.
         self.verification: VerificationService | None = None
+        # The app channel (gateway/app_channel); None: "channel"/"channels" are unknown fields.
+        self.app: AppRouting | None = None
 
     def prepare(self, data: dict[str, Any], principal: AgencyPrincipal, now: datetime) -> Prepared:
         if ("to" in data) == ("national_code" in data):
@@ -338,6 +358,8 @@ class SendingService:
     async def accept_fast(self, use: TokenUse, body: Any) -> bytes:
         """No Idempotency-Key: through the group-commit pipeline (gateway/send_pipeline.py)."""
         assert self.pipeline is not None
+        if self.app is not None and self.app.wants(body):
+            return await self.app.accept_token(use, body)
         now = datetime.now(UTC)
         message, p = await self.build(use.principal, body, now)
         window = self._cfg.duplicate_window_seconds
@@ -354,7 +376,12 @@ class SendingService:
         )
 
     async def accept(
-        self, principal: AgencyPrincipal, raw_body: bytes, body: Any, idempotency_key: str | None
+        self,
+        principal: AgencyPrincipal,
+        raw_body: bytes,
+        body: Any,
+        idempotency_key: str | None,
+        after_insert: AfterInsert | None = None,
     ) -> tuple[int, bytes]:
         """With an Idempotency-Key: checked and committed on its own, under the key."""
         agency = principal.agency
@@ -387,7 +414,9 @@ class SendingService:
                 "daily_quota_exceeded", f"daily quota of {agency.daily_fragment_quota} fragments"
             )
         try:
-            return await self._commit(message, idempotency_key, raw_body, p.verification)
+            return await self._commit(
+                message, idempotency_key, raw_body, p.verification, after_insert
+            )
         except BaseException:
             await messages.release_fragments(agency.id, day, parts)
             raise
@@ -406,7 +435,12 @@ class SendingService:
         return status, response
 
     async def _commit(
-        self, m: NewMessage, key: str | None, raw_body: bytes, code: CodeRecord | None = None
+        self,
+        m: NewMessage,
+        key: str | None,
+        raw_body: bytes,
+        code: CodeRecord | None = None,
+        after_insert: AfterInsert | None = None,
     ) -> tuple[int, bytes]:
         response = orjson.dumps(accepted_view(m, datetime.now(UTC)))
         async with self._store.transaction() as tx:
@@ -415,6 +449,8 @@ class SendingService:
             ):
                 raise _Raced()
             created = await tx.messages.insert_one(m, lane=m.priority)
+            if after_insert is not None:
+                await after_insert(tx, m)
             if code is not None:
                 await tx.verification.insert([code])
             if m.send_at is None:
@@ -426,10 +462,17 @@ class SendingService:
         return 202, response
 
     async def accept_with_idempotency(
-        self, principal: AgencyPrincipal, raw_body: bytes, body: Any, key: str | None
+        self,
+        principal: AgencyPrincipal,
+        raw_body: bytes,
+        body: Any,
+        key: str | None,
+        after_insert: AfterInsert | None = None,
     ) -> tuple[int, bytes]:
+        if after_insert is None and self.app is not None and self.app.wants(body):
+            return await self.app.accept(principal, raw_body, body, key)
         try:
-            return await self.accept(principal, raw_body, body, key)
+            return await self.accept(principal, raw_body, body, key, after_insert)
         except Problem:
             # A concurrent request with the same key may have committed between our replay
             # check and a policy check that now sees its message (a "duplicate" of itself):

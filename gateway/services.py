@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.agencies import AgencyService
+from gateway.app_channel.providers import ProviderAuthenticator, ProviderService
+from gateway.app_channel.service import AppChannel
 from gateway.auth import Authenticator
 from gateway.batches import BatchService
 from gateway.config import Config, ConfigError
@@ -49,6 +51,10 @@ class Services:
     verification: VerificationService
     # Encryption at rest and retention (gateway/vault.py, gateway/privacy.py).
     privacy: PrivacyService
+    # The app and portal channel (gateway/app_channel; docs/APP_CHANNEL.md).
+    app_channel: AppChannel | None = None
+    app_providers: ProviderService | None = None
+    app_auth: ProviderAuthenticator | None = None
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
@@ -74,6 +80,16 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         store, config.verification, sealer.derive_key("payam/verification/v1")
     )
     sending.verification = verification
+    app_channel = AppChannel(
+        store,
+        config.app,
+        config.sms,
+        sealer.derive_key("payam/app-channel/citizen/v1"),
+        sending.accept_with_idempotency,
+    )
+    sending.app = app_channel
+    batches = BatchService(store, sending, directory)
+    batches.app = app_channel
     return Services(
         config=config,
         store=store,
@@ -84,11 +100,16 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         auth=auth,
         directory=directory,
         sending=sending,
-        batches=BatchService(store, sending, directory),
+        batches=batches,
         router=Router(config.operators),
         ops=OperationsService(store, config, OpsState(store, config)),
         letters=letters,
         letter_settings=LetterSettingsService(store, kp.default_deemed_days),
         verification=verification,
         privacy=PrivacyService(store, store.vault, config.privacy),
+        app_channel=app_channel,
+        app_providers=ProviderService(store, sealer),
+        app_auth=ProviderAuthenticator(
+            store, sealer, iat_skew_seconds=config.auth.iat_skew_seconds
+        ),
     )

@@ -8,6 +8,9 @@
                                 └──► rejected  (operator refused it permanently, or retries ran out)
 
 Every transition is written to ``message_events`` with its time; GET returns that history.
+The app channel (gateway/app_channel; docs/APP_CHANNEL.md) adds events that are not statuses:
+``app_skipped`` and ``app_fallback`` (the SMS is next) and ``read`` (the app's read receipt); a
+notice the app confirmed goes from queued to delivered directly.
 """
 
 from __future__ import annotations

@@ -514,6 +514,81 @@ def callbacks() -> dict[str, Any]:
     )
 
 
+def app_channel() -> dict[str, Any]:
+    # Issue 6 item 7: pushes, confirmations, fallbacks and read receipts by provider and agency
+    # (docs/APP_CHANNEL.md).
+    return dashboard(
+        "payam-app",
+        "Payam Iran — App channel / کانال برنامک",
+        [
+            ts(
+                "Pushes by provider and outcome",
+                [
+                    (
+                        f"sum by (provider, outcome) (rate(payam_app_pushes_total[{RI}]))",
+                        "{{provider}} {{outcome}}",
+                    )
+                ],
+                "reqps",
+            ),
+            stat(
+                "Delivered in the app / routed to it (range)",
+                [
+                    (
+                        "sum(increase(payam_app_confirmations_total[$__range])) / ("
+                        "sum(increase(payam_app_confirmations_total[$__range])) + "
+                        'sum(increase(payam_app_fallbacks_total{provider!="none"}[$__range])) '
+                        "or sum(increase(payam_app_confirmations_total[$__range])))",
+                        "in the app",
+                    )
+                ],
+                "percentunit",
+                "Fallbacks of citizens with no app (provider none) are left out.",
+            ),
+            ts(
+                "Confirmations by provider and agency",
+                [
+                    (
+                        f"sum by (provider, agency) (rate(payam_app_confirmations_total[{RI}]))",
+                        "{{provider}} {{agency}}",
+                    )
+                ],
+                "reqps",
+            ),
+            ts(
+                "Fallbacks to the next channel by reason",
+                [
+                    (
+                        f"sum by (provider, reason) (rate(payam_app_fallbacks_total[{RI}]))",
+                        "{{provider}} {{reason}}",
+                    )
+                ],
+                "reqps",
+                "provider none: the citizen is signed in on no app (or was given by number).",
+            ),
+            ts(
+                "Read receipts by provider and agency",
+                [
+                    (
+                        f"sum by (provider, agency) (rate(payam_app_read_receipts_total[{RI}]))",
+                        "{{provider}} {{agency}}",
+                    )
+                ],
+                "reqps",
+            ),
+            ts(
+                "Push latency by provider",
+                [
+                    (q(p, "payam_app_push_duration_seconds", "provider"), f"{{{{provider}}}} p{p}")
+                    for p in ("0.5", "0.95")
+                ],
+                "s",
+            ),
+        ],
+        [],
+    )
+
+
 DASHBOARDS = {
     "overview.json": overview,
     "agencies.json": agencies,
@@ -521,6 +596,7 @@ DASHBOARDS = {
     "ussd.json": ussd,
     "ebox.json": ebox,
     "callbacks.json": callbacks,
+    "app.json": app_channel,
 }
 
 

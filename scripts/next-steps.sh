@@ -38,5 +38,15 @@ cat <<TXT
     curl -H "Authorization: Bearer \$(.venv/bin/payam jwt <key id> --secret <secret>)" \\
          -H 'Content-Type: application/json' -d '{"to": "09121234567", "text": "هشدار"}' \\
          http://127.0.0.1:${port}/v1/ussd/pushes
+  App channel (Dowlat Hamrah, docs/APP_CHANNEL.md): register a provider and a key, run its simulator,
+  sign a citizen in (the local directory, table citizens, must know their number), send app-first:
+    curl -H "Authorization: Bearer \$(cat ${token_file})" -H 'Content-Type: application/json' \\
+         -d '{"name": "dowlat-hamrah", "push_url": "http://127.0.0.1:8050/push"}' http://127.0.0.1:${port}/admin/v1/app-providers
+    curl -H "Authorization: Bearer \$(cat ${token_file})" -H 'Content-Type: application/json' \\
+         -d '{"name": "demo"}' http://127.0.0.1:${port}/admin/v1/app-providers/<provider id>/keys
+    .venv/bin/payam app-sim --gateway http://127.0.0.1:${port} --key-id <app_ key id> --secret <secret> --push-secret <push secret> &
+    curl -d '{"national_code": "0076229645"}' http://127.0.0.1:8050/control/register
+    curl -H "Authorization: Bearer \$(.venv/bin/payam jwt <key id> --secret <secret>)" -H 'Content-Type: application/json' \\
+         -d '{"national_code": "0076229645", "text": "قبض شما صادر شد", "channels": ["app", "sms"]}' http://127.0.0.1:${port}/v1/messages
 
 TXT

@@ -105,6 +105,8 @@ _TABLES = (
     "verification_attempts, agency_verification"
     # issue 7 (encryption at rest, retention): data keys, per-agency retention.
     ", data_keys, retention_settings"
+    # issue 6 (app channel): providers, keys, registrations, app deliveries.
+    ", app_providers, app_provider_keys, app_registrations, app_deliveries"
 )
 
 

@@ -60,6 +60,7 @@ EXPECTED_SILENT = {
     "PayamOperatorPaused": "no operator is paused",
     "PayamUssdRemoteFailures": "the remote screen's endpoint answers",
     "PayamUssdSessionsTimingOut": "no dialog is left idle",
+    "PayamAppProviderFailing": "the app provider simulator takes every push",
 }
 # Dashboard expressions allowed to be empty here, with the reason.
 ALLOWED_EMPTY: dict[str, str] = {}
@@ -193,11 +194,58 @@ class Prometheus:
         self.log.close()
 
 
+async def _app_channel(services: Any, client: Any, admin: str, a: Any) -> tuple[Any, Any]:
+    """The app channel (docs/APP_CHANNEL.md): a provider simulator with one signed-in citizen,
+    and a step that sends agency A one notice to them (pushed, confirmed, read) and one to a
+    citizen with no app (the SMS fallback)."""
+    from adapters.app.simulator import AppSimSettings, AppSimulator
+
+    app = AppSimulator(AppSimSettings(str(client.make_url("")), "", ""))
+    await app.start()
+    resp = await client.post(
+        "/admin/v1/app-providers",
+        json={"name": "dowlat-hamrah", "push_url": app.push_url},
+        headers=auth(admin),
+    )
+    provider = (await resp.json())["provider"]["id"]
+    resp = await client.post(
+        f"/admin/v1/app-providers/{provider}/keys", json={"name": "k"}, headers=auth(admin)
+    )
+    key = await resp.json()
+    app.settings.key_id, app.settings.key_secret = key["key"]["key_id"], key["secret"]
+    await services.store.messages.put_citizens(
+        [("0076229645", "+989121230001"), ("0012345679", "+989121230002")]
+    )
+    assert (await app.register("0076229645"))[0] == 200
+
+    async def step(i: int) -> None:
+        for code in ("0076229645", "0012345679"):
+            status, view = await a.send(
+                {"national_code": code, "text": f"app{i}", "channels": ["app", "sms"]}
+            )
+            assert status == 202, view
+        await wait_for(lambda: _pushed(app), timeout=5)
+        await app.read("0076229645", app.pushes[-1]["id"])
+
+    return app, step
+
+
+async def _pushed(app: Any) -> bool:
+    return bool(app.pushes)
+
+
 async def _traffic(
-    sim: SmscSimulator, client: Any, a: Any, b: Any, callback: str, seconds: float
+    sim: SmscSimulator,
+    client: Any,
+    a: Any,
+    b: Any,
+    callback: str,
+    seconds: float,
+    app_step: Any = None,
 ) -> None:
     """SMS to both agencies in every lane, USSD dialogs, a citizen's reply and a refused key,
-    spread over ``seconds`` so that rates have several scrapes."""
+    and app notices (``app_step``), spread over ``seconds`` so that rates have several
+    scrapes."""
     deadline = time.monotonic() + seconds
     i = 0
     lanes = ("normal", "bulk", "high", "normal")
@@ -249,6 +297,8 @@ async def _traffic(
                 headers={SECRET_HEADER: USSD_SECRET},
             )
             assert resp.status == 200
+        if app_step is not None and i % 3 == 1:
+            await app_step(i)
         if i % 5 == 0:
             await sim.inject_mo("989121112233", "404012", "سلام")
             resp = await client.get("/v1/me", headers={"Authorization": "Bearer nonsense"})
@@ -427,10 +477,14 @@ async def test_every_dashboard_and_rule_expression_on_a_real_prometheus(
                     return False
 
             await wait_for(ready, timeout=30, interval=0.2)
-            await asyncio.gather(
-                _traffic(sim, client, a, b, ok_receiver + "/cb", seconds=14.0),
-                _letter_traffic(peer, letter_sender, smtp, seconds=14.0),
-            )
+            app_sim, app_step = await _app_channel(services, client, admin, a)
+            try:
+                await asyncio.gather(
+                    _traffic(sim, client, a, b, ok_receiver + "/cb", 14.0, app_step),
+                    _letter_traffic(peer, letter_sender, smtp, seconds=14.0),
+                )
+            finally:
+                await app_sim.stop()
             await sample_letter_states(services)  # the gauge's own period is 15 s
             # Let the last receipts, callbacks and samples land and be scraped twice.
             await asyncio.sleep(4.0)

@@ -19,6 +19,7 @@ from gateway.api import (
     admin_routing,
     admin_trust,
     admin_ussd,
+    app_providers,
     batches,
     health,
     kartpooshe,
@@ -33,6 +34,7 @@ from gateway.api import (
 from gateway.api.hostile import refuse_nul_in_url
 from gateway.api.http import BACKGROUND, DRAINING, SERVICES, periodic, problem_middleware
 from gateway.api.ratelimit import RATE_LIMITER, KeyRateLimiter
+from gateway.app_channel.worker import app_push_jobs
 from gateway.services import Services
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,7 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         verify,
         ussd_http,
         ussd_pushes,
+        app_providers,
         openapi,
     ):
         module.register(app)
@@ -135,5 +138,7 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         app.cleanup_ctx.append(trust_jobs.verification_purge)
         app.cleanup_ctx.append(trust_jobs.retention_purge)
     app.cleanup_ctx.append(_operations)
+    # The app channel's push worker (in the process that runs background jobs only).
+    app.cleanup_ctx.append(app_push_jobs)
     app.on_shutdown.append(_start_draining)
     return app

@@ -27,6 +27,8 @@ _CSV_QUERY = (
     "sender",
     "mandatory",
     "verify",
+    # "app,sms": the app channel's order (docs/APP_CHANNEL.md).
+    "channels",
 )
 
 
@@ -58,6 +60,8 @@ async def create_batch(request: web.Request) -> web.Response:
         for flag in ("mandatory", "verify"):
             if flag in common_raw:
                 common_raw[flag] = common_raw[flag].lower() == "true"
+        if "channels" in common_raw:
+            common_raw["channels"] = common_raw["channels"].split(",")
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:

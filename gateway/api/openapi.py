@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import __version__
-from gateway.api import openapi_letters
+from gateway.api import openapi_app, openapi_letters
 from gateway.api.http import json_response
 from gateway.errors import CATALOGUE
 
@@ -236,6 +236,7 @@ def _schemas() -> dict[str, Any]:
                     "type": "boolean",
                     "description": "append a verification code (agency policy per_message)",
                 },
+                **openapi_app.SEND_FIELDS,
             },
             ["text"],
         ),
@@ -295,7 +296,15 @@ def _schemas() -> dict[str, Any]:
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "properties": {"status": STR, "at": TIME, "detail": {"type": "object"}},
+                        "properties": {
+                            "status": {
+                                **STR,
+                                "description": "a status, or an app-channel event: app_skipped, "
+                                "app_fallback, read (docs/APP_CHANNEL.md)",
+                            },
+                            "at": TIME,
+                            "detail": {"type": "object"},
+                        },
                     },
                 },
             },
@@ -326,6 +335,7 @@ def _schemas() -> dict[str, Any]:
                 "callback_url": STR,
                 "sender": STR,
                 "verify": {"type": "boolean", "description": "a verification code per message"},
+                **openapi_app.SEND_FIELDS,
             },
             "required": ["template", "recipients"],
             "additionalProperties": False,
@@ -835,6 +845,7 @@ def spec() -> dict[str, Any]:
                 params=[
                     _query("template", STR, "CSV uploads only"),
                     _query("priority", STR, "CSV uploads only"),
+                    _query("channels", STR, "CSV uploads only: app,sms (docs/APP_CHANNEL.md)"),
                 ],
                 errors=(400, 401, 403, 409, 413, 415, 422, 429),
             )
@@ -923,6 +934,7 @@ def spec() -> dict[str, Any]:
     from gateway.api.openapi_trust import trust_paths
 
     paths.update(trust_paths())
+    paths.update(openapi_app.paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -935,7 +947,7 @@ def spec() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": {**_schemas(), **openapi_letters.schemas()},
+            "schemas": {**_schemas(), **openapi_letters.schemas(), **openapi_app.schemas()},
             "securitySchemes": {
                 "agencyJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "ussdSecret": {
@@ -954,6 +966,7 @@ def spec() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "opaque admin token (pa_…), role admin or viewer",
                 },
+                openapi_app.SECURITY: openapi_app.SECURITY_SCHEME,
             },
         },
     }

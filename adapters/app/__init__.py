@@ -1,0 +1,3 @@
+"""The app and portal channel's simulator (``payam app-sim``).
+
+The channel itself is in gateway/app_channel."""
