@@ -4,11 +4,13 @@ the policy lookups the accept path needs (opt-outs, duplicates, quota, idempoten
 from __future__ import annotations
 
 import base64
+import os
 import uuid
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from asyncpg.pgproto import pgproto
 
 from gateway.status import CANCELLED, WAITING
 from gateway.store.db import Executor
@@ -61,6 +63,19 @@ def open_body(vault: Vault | None, row: Any) -> str:
         return ""
     plain = vault.open(row["data_key"], row["body_sealed"], message_aad(row["id"]))
     return "" if plain is None else plain.decode()
+
+
+def uuid4_many(n: int) -> list[uuid.UUID]:
+    """``n`` random (version 4, RFC 9562 §5.4) UUIDs from one read of the OS's CSPRNG: the
+    ids uuid.uuid4() would draw, built by asyncpg's C UUID type (a uuid.UUID subclass, the one
+    queries return) at ~0.7 µs instead of ~1.7 µs each: a 1M-recipient batch draws one per
+    recipient."""
+    raw = bytearray(os.urandom(16 * n))
+    for i in range(0, 16 * n, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40  # version 4
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80  # RFC 9562 variant
+    data = bytes(raw)
+    return [pgproto.UUID(data[i : i + 16]) for i in range(0, 16 * n, 16)]
 
 
 class MessageStore:
@@ -257,13 +272,18 @@ class MessageStore:
 
             key = (await agency_keys(self.vault, {agency_id}, SMS))[agency_id]
             mac = self.vault.mac
-            staged = []
-            for r, b, e, n in rows:
-                # Ids drawn here, not by the server: the id is the sealed text's associated data.
-                mid = uuid.uuid4()
-                staged.append(
-                    (mid, r, "", e, n, key.id, key.seal(b.encode(), message_aad(mid)), mac(b))
-                )
+            # Ids drawn here, not by the server: the id is the sealed text's associated data.
+            ids = uuid4_many(len(rows))
+            sealed = key.seal_many(
+                [
+                    (b.encode(), message_aad(mid))
+                    for mid, (_, b, _, _) in zip(ids, rows, strict=True)
+                ]
+            )
+            staged = [
+                (mid, r, "", e, n, key.id, ct, mac(b))
+                for mid, ct, (r, b, e, n) in zip(ids, sealed, rows, strict=True)
+            ]
         await conn.copy_records_to_table(
             "batch_stage_sealed",
             records=staged,
