@@ -1,7 +1,7 @@
 """Micro-benchmark: what encryption at rest adds per message on the accept path (issue 7 part 4).
 
 Times exactly the per-row work ``MessageStore.accept_many`` now does (gateway/store/messages.py):
-AES-256-GCM seal of the text with the message id as associated data, HMAC-SHA256 of the text
+AES-256-GCM seal of the text with the message id as associated data, keyed BLAKE2b of the text (Vault.mac)
 for duplicate suppression, and base64 of both for the JSON batch. No database: the extra bytes
 on the wire are reported separately. Run: ``.venv/bin/python bench/seal_micro.py``.
 """
