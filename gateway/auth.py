@@ -62,6 +62,33 @@ def split_jws(token: str) -> tuple[dict[str, Any], Any, bytes]:
     return header, orjson.loads(_b64url(parts[1])), _b64url(parts[2])
 
 
+def check_signed_claims(
+    token: str, signature: bytes, secret: bytes, claims: dict[str, Any], now: float, skew: int
+) -> tuple[str, datetime]:
+    """The checks every HS256 token of ours passes, agency's or app provider's: the MAC over
+    "<header>.<payload>" as sent (RFC 7515 §5.2), ``exp`` if given (RFC 7519 §4.1.4), ``iat``
+    within ``skew`` seconds and a ``jti``. Returns the jti and until when to remember it (after
+    that the token could no longer pass the iat window anyway)."""
+    expected = hmac.digest(secret, token.rsplit(".", 1)[0].encode(), "sha256")
+    if not hmac.compare_digest(expected, signature):
+        raise Problem("bad_signature", "signature does not match the key secret")
+    exp = claims.get("exp")
+    if exp is not None and (
+        isinstance(exp, bool) or not isinstance(exp, int | float) or exp <= now
+    ):
+        raise Problem("token_expired", "exp has passed")
+    iat, jti = claims.get("iat"), claims.get("jti")
+    if isinstance(iat, bool) or not isinstance(iat, int | float):
+        raise Problem("missing_claim", "iat must be a number (seconds since epoch)")
+    if not isinstance(jti, str) or not jti or len(jti) > _MAX_CLAIM_CHARS:
+        raise Problem("missing_claim", "jti must be a unique string")
+    if iat < now - skew:
+        raise Problem("token_expired", f"iat is more than {skew} s old")
+    if iat > now + skew:
+        raise Problem("token_from_future", f"iat is more than {skew} s ahead")
+    return jti, datetime.fromtimestamp(float(iat) + skew + 1, UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class AgencyPrincipal:
     agency: Agency
@@ -239,33 +266,13 @@ class Authenticator:
         if found is None:
             raise Problem("unknown_key", "no such key id")
         key, agency, secret = found
-        # RFC 7515 §5.2: the MAC covers "<header>.<payload>" as sent.
-        signing_input = token.rsplit(".", 1)[0].encode()
-        expected = hmac.digest(secret, signing_input, "sha256")
-        if not hmac.compare_digest(expected, parsed["signature"]):
-            raise Problem("bad_signature", "signature does not match the key secret")
-        claims = parsed["claims"]
-        exp = claims.get("exp")
-        if exp is not None and (
-            isinstance(exp, bool) or not isinstance(exp, int | float) or exp <= self._clock()
-        ):
-            raise Problem("token_expired", "exp has passed")
-        iat, jti = claims.get("iat"), claims.get("jti")
-        if isinstance(iat, bool) or not isinstance(iat, int | float):
-            raise Problem("missing_claim", "iat must be a number (seconds since epoch)")
-        if not isinstance(jti, str) or not jti or len(jti) > _MAX_CLAIM_CHARS:
-            raise Problem("missing_claim", "jti must be a unique string")
-        now = self._clock()
-        if iat < now - self._skew:
-            raise Problem("token_expired", f"iat is more than {self._skew} s old")
-        if iat > now + self._skew:
-            raise Problem("token_from_future", f"iat is more than {self._skew} s ahead")
+        jti, expires = check_signed_claims(
+            token, parsed["signature"], secret, parsed["claims"], self._clock(), self._skew
+        )
         if key.revoked_at is not None:
             raise Problem("key_revoked")
         if agency is None or not agency.active:
             raise Problem("agency_suspended")
-        # Remember the jti until the token could no longer pass the iat window anyway.
-        expires = datetime.fromtimestamp(float(iat) + self._skew + 1, UTC)
         return TokenUse(AgencyPrincipal(agency, key), jti, expires, client_addr)
 
     async def refused(self, exc: Problem, *, key_id: str, client_addr: str) -> None:

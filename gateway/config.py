@@ -42,6 +42,10 @@ class DatabaseConfig:
     pool_min_size: int = 2
     pool_max_size: int = 10
     command_timeout_seconds: float = 10.0
+    # The gateway's own VACUUM of its queue-like tables (gateway/maintenance.py): how often it
+    # looks (0: never), and from how many dead rows in one table it vacuums it.
+    vacuum_seconds: float = 30.0
+    vacuum_dead_rows: int = 20000
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,6 +499,9 @@ def _validate(cfg: Config) -> None:
     if db.pool_max_size < db.pool_min_size:
         raise ConfigError("database.pool_max_size", "must be >= database.pool_min_size")
     positive("database.command_timeout_seconds", db.command_timeout_seconds)
+    if db.vacuum_seconds < 0:
+        raise ConfigError("database.vacuum_seconds", "must be >= 0 (0 turns it off)")
+    positive("database.vacuum_dead_rows", db.vacuum_dead_rows)
     if not 1 <= db.embedded_port <= 65535:
         raise ConfigError("database.embedded_port", "must be a TCP port")
     if not 0 <= http.port <= 65535:

@@ -56,6 +56,11 @@ STORE_QUERY_LATENCY = Histogram(
     ["query"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
 )
+STORE_VACUUMS = Counter(
+    "payam_store_vacuums_total",
+    "VACUUM runs the gateway made itself on a queue-like table (gateway/maintenance.py).",
+    ["table"],
+)
 AUTH_FAILURES = Counter(
     "payam_auth_failures_total",
     "Refused authentication attempts, by stable reason code.",

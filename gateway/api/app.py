@@ -35,7 +35,9 @@ from gateway.api.hostile import refuse_nul_in_url
 from gateway.api.http import BACKGROUND, DRAINING, SERVICES, periodic, problem_middleware
 from gateway.api.ratelimit import RATE_LIMITER, KeyRateLimiter
 from gateway.app_channel.worker import app_push_jobs
+from gateway.maintenance import Vacuumer
 from gateway.services import Services
+from gateway.store.maintenance import MaintenanceStore
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,17 @@ async def _purge_seen_tokens(app: web.Application) -> AsyncIterator[None]:
     async with periodic(
         _PURGE_INTERVAL, app[SERVICES].auth.purge_seen_tokens, "purging seen token ids"
     ):
+        yield
+
+
+async def _vacuum_hot_tables(app: web.Application) -> AsyncIterator[None]:
+    """Background: VACUUM the queue-like tables when dead rows pile up (gateway/maintenance.py)."""
+    cfg = app[SERVICES].config.database
+    if cfg.vacuum_seconds <= 0:
+        yield
+        return
+    vacuumer = Vacuumer(MaintenanceStore(app[SERVICES].store.db), cfg.vacuum_dead_rows)
+    async with periodic(cfg.vacuum_seconds, vacuumer.run_once, "vacuuming queue tables"):
         yield
 
 
@@ -137,6 +150,7 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
         app.cleanup_ctx.append(trust_jobs.audit_checkpoints)
         app.cleanup_ctx.append(trust_jobs.verification_purge)
         app.cleanup_ctx.append(trust_jobs.retention_purge)
+        app.cleanup_ctx.append(_vacuum_hot_tables)
     app.cleanup_ctx.append(_operations)
     # The app channel's push worker (in the process that runs background jobs only).
     app.cleanup_ctx.append(app_push_jobs)

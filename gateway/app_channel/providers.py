@@ -10,7 +10,6 @@ on agency routes (``unknown_key``: the agency key table never holds it).
 from __future__ import annotations
 
 import binascii
-import hmac
 import logging
 import secrets
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import orjson
 
 from gateway.agencies import callback_url
-from gateway.auth import bearer, split_jws
+from gateway.auth import bearer, check_signed_claims, split_jws
 from gateway.credentials import ADMIN_TOKEN_PREFIX, fingerprint
 from gateway.errors import Problem
 from gateway.metrics import AUTH_FAILURES
@@ -307,32 +306,15 @@ class ProviderAuthenticator:
         if key is None:
             raise Problem("unknown_key", "no such key id")
         secret = self._sealer.open(key.secret_sealed, key_context(key_id))
-        # RFC 7515 §5.2: the MAC covers "<header>.<payload>" as sent.
-        expected = hmac.digest(secret, token.rsplit(".", 1)[0].encode(), "sha256")
-        if not hmac.compare_digest(expected, signature):
-            raise Problem("bad_signature", "signature does not match the key secret")
-        now = self._clock()
-        exp = claims.get("exp")
-        if exp is not None and (
-            isinstance(exp, bool) or not isinstance(exp, int | float) or exp <= now
-        ):
-            raise Problem("token_expired", "exp has passed")
-        iat, jti = claims.get("iat"), claims.get("jti")
-        if isinstance(iat, bool) or not isinstance(iat, int | float):
-            raise Problem("missing_claim", "iat must be a number (seconds since epoch)")
-        if not isinstance(jti, str) or not jti or len(jti) > _MAX_CLAIM_CHARS:
-            raise Problem("missing_claim", "jti must be a unique string")
-        if iat < now - self._skew:
-            raise Problem("token_expired", f"iat is more than {self._skew} s old")
-        if iat > now + self._skew:
-            raise Problem("token_from_future", f"iat is more than {self._skew} s ahead")
+        jti, expires = check_signed_claims(
+            token, signature, secret, claims, self._clock(), self._skew
+        )
         if key.revoked_at is not None:
             raise Problem("key_revoked")
         provider = await app.get_provider(key.provider_id)
         if provider is None or not provider.active:
             raise Problem("provider_suspended")
         # The agencies' replay table: app_ key ids cannot collide with live_/test_ ones.
-        expires = datetime.fromtimestamp(float(iat) + self._skew + 1, UTC)
         if not await self._store.credentials.remember_jti(key_id, jti, expires):
             raise Problem("token_replayed", "every request needs a fresh jti")
         return ProviderPrincipal(provider, key)
