@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from gateway.maintenance import Vacuumer
-from gateway.store.maintenance import HOT_TABLES, MaintenanceStore
 from gateway.store.db import Executor
+from gateway.store.maintenance import HOT_TABLES, MaintenanceStore
 
 
 async def _stats(pool: asyncpg.Pool, table: str) -> tuple[int, int]:
@@ -60,11 +60,34 @@ async def test_a_hot_table_past_the_threshold_is_vacuumed_and_others_are_not(
         assert (await _stats(pool, "queue"))[1] == queue_vacuums
 
 
-async def test_only_the_listed_tables_can_be_vacuumed(pool: asyncpg.Pool) -> None:
+async def test_a_table_name_that_is_not_plain_is_refused(pool: asyncpg.Pool) -> None:
     store = MaintenanceStore(Executor(pool))
     assert "messages" not in HOT_TABLES
-    with pytest.raises(ValueError):
-        await store.vacuum('messages"; DROP TABLE messages; --')
+    for name in ('messages"; DROP TABLE messages; --', "Messages", "a b", ""):
+        with pytest.raises(ValueError, match="not a table the gateway vacuums"):
+            await store.vacuum(name)
+
+
+async def test_other_tables_only_past_a_fifth_dead_and_only_without_autovacuum(
+    pool: asyncpg.Pool,
+) -> None:
+    store = MaintenanceStore(Executor(pool))
+    assert not await store.autovacuum_on()  # the test server, as on the soak machine
+    async with pool.acquire() as c:
+        await c.execute(
+            """INSERT INTO portability (msisdn, operator)
+               SELECT '98912' || lpad(g::text, 7, '0'), 'mci' FROM generate_series(1, 10000) g"""
+        )
+        # 1,000 of 10,000 dead: a tenth, under autovacuum's 20 % default: left alone.
+        await c.execute("DELETE FROM portability WHERE msisdn <= '989120001000'")
+    dead, vacuums = await _stats(pool, "portability")
+    assert dead >= 1000
+    assert "portability" not in await Vacuumer(store, dead_rows=500).run_once()
+    async with pool.acquire() as c:  # 3,000 of 10,000: past a fifth
+        await c.execute("DELETE FROM portability WHERE msisdn <= '989120003000'")
+    assert (await _stats(pool, "portability"))[0] >= 3000
+    assert "portability" in await Vacuumer(store, dead_rows=500).run_once()
+    assert (await _stats(pool, "portability"))[1] == vacuums + 1
 
 
 async def test_another_node_vacuuming_means_this_one_skips(pool: asyncpg.Pool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +19,8 @@ HOT_TABLES = (
     "mo_fragments",
     "ussd_sessions",
 )
+# Our tables are named in lower case with underscores: anything else is refused, not quoted.
+_SAFE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 # One node at a time: VACUUM of one table by two nodes only waits.
 _VACUUM_LOCK = 7040_0013
 
@@ -41,15 +44,15 @@ class MaintenanceStore:
             )
         )
 
-    async def hot_tables(self) -> list[TableRows]:
+    async def tables(self) -> list[TableRows]:
+        """Row counts of every table of the gateway's schema, from the statistics collector."""
         rows = await self._db.fetch(
             "maintenance_dead_rows",
             """SELECT relname, n_live_tup, n_dead_tup,
                       greatest(last_vacuum, last_autovacuum) AS last_vacuum
                FROM pg_stat_user_tables
-               WHERE schemaname = current_schema() AND relname = ANY($1::text[])
+               WHERE schemaname = current_schema()
                ORDER BY relname""",
-            list(HOT_TABLES),
         )
         return [
             TableRows(r["relname"], int(r["n_live_tup"]), int(r["n_dead_tup"]), r["last_vacuum"])
@@ -57,11 +60,12 @@ class MaintenanceStore:
         ]
 
     async def vacuum(self, table: str) -> bool:
-        """VACUUM (ANALYZE) one of HOT_TABLES, unless another node is vacuuming: False then.
-        VACUUM cannot run in a transaction: it runs on a connection of its own, under a
-        session advisory lock released before the connection goes back to the pool."""
-        if table not in HOT_TABLES:
-            raise ValueError(f"not a table the gateway vacuums: {table}")
+        """VACUUM (ANALYZE) one of the schema's tables (as listed by ``tables``), unless another
+        node is vacuuming: False then. VACUUM cannot run in a transaction: it runs on a
+        connection of its own, under a session advisory lock released before the connection
+        goes back to the pool."""
+        if not _SAFE_NAME.fullmatch(table):
+            raise ValueError(f"not a table the gateway vacuums: {table!r}")
         conn = self._db.raw()
         async with conn.acquire() as c:
             if not await c.fetchval("SELECT pg_try_advisory_lock($1)", _VACUUM_LOCK):
