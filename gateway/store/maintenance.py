@@ -71,7 +71,12 @@ class MaintenanceStore:
             if not await c.fetchval("SELECT pg_try_advisory_lock($1)", _VACUUM_LOCK):
                 return False
             try:
+                if table not in HOT_TABLES:
+                    # A large table is vacuumed at autovacuum's own pace (its default cost
+                    # delay), so that it does not take the disk and a core from the traffic.
+                    await c.execute("SET vacuum_cost_delay = '2ms'")
                 await c.execute(f'VACUUM (ANALYZE) "{table}"')
             finally:
+                await c.execute("RESET vacuum_cost_delay")
                 await c.execute("SELECT pg_advisory_unlock($1)", _VACUUM_LOCK)
         return True
