@@ -59,8 +59,11 @@ async def _vacuum_hot_tables(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     vacuumer = Vacuumer(MaintenanceStore(app[SERVICES].store.db), cfg.vacuum_dead_rows)
-    async with periodic(cfg.vacuum_seconds, vacuumer.run_once, "vacuuming queue tables"):
-        yield
+    try:
+        async with periodic(cfg.vacuum_seconds, vacuumer.run_once, "vacuuming queue tables"):
+            yield
+    finally:
+        await vacuumer.close()
 
 
 async def _operations(app: web.Application) -> AsyncIterator[None]:

@@ -66,9 +66,12 @@ class MaintenanceStore:
         goes back to the pool."""
         if not _SAFE_NAME.fullmatch(table):
             raise ValueError(f"not a table the gateway vacuums: {table!r}")
+        # Separate locks: a long VACUUM of a large table must not keep the queue tables from
+        # theirs on another node.
+        lock = _VACUUM_LOCK if table in HOT_TABLES else _VACUUM_LOCK + 1
         conn = self._db.raw()
         async with conn.acquire() as c:
-            if not await c.fetchval("SELECT pg_try_advisory_lock($1)", _VACUUM_LOCK):
+            if not await c.fetchval("SELECT pg_try_advisory_lock($1)", lock):
                 return False
             try:
                 if table not in HOT_TABLES:
@@ -78,5 +81,5 @@ class MaintenanceStore:
                 await c.execute(f'VACUUM (ANALYZE) "{table}"')
             finally:
                 await c.execute("RESET vacuum_cost_delay")
-                await c.execute("SELECT pg_advisory_unlock($1)", _VACUUM_LOCK)
+                await c.execute("SELECT pg_advisory_unlock($1)", lock)
         return True
