@@ -201,7 +201,7 @@ async def test_nasty_mail_over_real_smtp(smtp: Smtp) -> None:
         before = await pool.fetchval("SELECT count(*) FROM letters")
         started = time.monotonic()
         code, text = await asyncio.to_thread(_raw_send, smtp, raw)
-        print("RELIABILITY nasty-smtp", case, code, text[:60])
+        print("RELIABILITY nasty-smtp", case, code)  # the reply text may echo the mail
         assert code in allowed, (case, code, text)
         assert time.monotonic() - started < 10, case
         after = await pool.fetchval("SELECT count(*) FROM letters")
