@@ -89,6 +89,24 @@ def check_signed_claims(
     return jti, datetime.fromtimestamp(float(iat) + skew + 1, UTC)
 
 
+def parse_hs256(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """Header, claims and signature of one of our tokens, not yet verified: HS256 only (no
+    algorithm choice for the sender, RFC 8725 §2.1), a JSON object payload and an ``iss``
+    (the key id) of sane length, or a Problem naming what is wrong."""
+    try:
+        header, claims, signature = split_jws(token)
+    except (ValueError, binascii.Error, orjson.JSONDecodeError):
+        raise Problem("malformed_token", "not a JWT") from None
+    if header.get("alg") != "HS256":
+        raise Problem("unsupported_algorithm", "sign with HS256")
+    if not isinstance(claims, dict):
+        raise Problem("malformed_token", "the payload is not a JSON object")
+    iss = claims.get("iss")
+    if not isinstance(iss, str) or not iss or len(iss) > _MAX_CLAIM_CHARS:
+        raise Problem("missing_claim", "iss must be your key id")
+    return header, claims, signature
+
+
 @dataclass(frozen=True, slots=True)
 class AgencyPrincipal:
     agency: Agency
@@ -209,17 +227,7 @@ class Authenticator:
 
     def _parse(self, token: str) -> dict[str, Any]:
         """Decode once, without verifying; the signature is checked in _verify_agency."""
-        try:
-            header, claims, signature = split_jws(token)
-        except (ValueError, binascii.Error, orjson.JSONDecodeError):
-            raise Problem("malformed_token", "not a JWT") from None
-        if header.get("alg") != "HS256":
-            raise Problem("unsupported_algorithm", "sign with HS256")
-        if not isinstance(claims, dict):
-            raise Problem("malformed_token", "the payload is not a JSON object")
-        iss = claims.get("iss")
-        if not isinstance(iss, str) or not iss or len(iss) > _MAX_CLAIM_CHARS:
-            raise Problem("missing_claim", "iss must be your key id")
+        header, claims, signature = parse_hs256(token)
         return {"header": header, "claims": claims, "signature": signature}
 
     async def _key(self, key_id: str, cached: bool) -> tuple[ApiKey, Agency | None, bytes] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.errors import Problem
@@ -24,6 +25,30 @@ def key_context(key_id: str) -> str:
 
 def fingerprint(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyMaterial:
+    """A new key id and its secret: the secret is shown once to whoever asked for it and
+    stored only as its fingerprint (to find the key) and sealed (to check signatures)."""
+
+    key_id: str
+    secret: str
+    secret_hash: bytes
+    secret_sealed: bytes
+
+
+def new_key_material(
+    sealer: Sealer, key_id_prefix: str, context: Callable[[str], str]
+) -> KeyMaterial:
+    """64 random bits of key id after the prefix, 256 of secret (RFC 7518 §3.2: an HS256 key
+    of at least the hash's size); sealed under ``context(key_id)``, so a sealed secret copied
+    to another key's row does not open."""
+    key_id = f"{key_id_prefix}{secrets.token_hex(8)}"
+    secret = secrets.token_urlsafe(32)
+    return KeyMaterial(
+        key_id, secret, fingerprint(secret), sealer.seal(secret.encode(), context(key_id))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,29 +73,28 @@ class CredentialService:
     ) -> IssuedKey:
         if key_type not in KEY_TYPES:
             raise Problem("invalid_value", "key_type must be live or test")
-        key_id = f"{key_type}_{secrets.token_hex(8)}"
-        secret = secrets.token_urlsafe(32)
+        made = new_key_material(self._sealer, f"{key_type}_", key_context)
         async with self._store.transaction() as tx:
             agency = await tx.agencies.get(agency_id)
             if agency is None:
                 raise Problem("not_found", f"agency {agency_id}")
             key = await tx.credentials.insert_key(
-                key_id=key_id,
+                key_id=made.key_id,
                 agency_id=agency_id,
                 name=name,
                 key_type=key_type,
-                secret_hash=fingerprint(secret),
-                secret_sealed=self._sealer.seal(secret.encode(), key_context(key_id)),
+                secret_hash=made.secret_hash,
+                secret_sealed=made.secret_sealed,
             )
             await tx.audit.record(
                 actor=actor,
                 action="api_key.create",
-                target=key_id,
+                target=made.key_id,
                 outcome="ok",
                 client_addr=client_addr,
                 detail={"agency_id": str(agency_id), "key_type": key_type},
             )
-        return IssuedKey(key, secret)
+        return IssuedKey(key, made.secret)
 
     async def revoke_key(
         self, agency_id: uuid.UUID, key_id: str, *, actor: str, client_addr: str = ""

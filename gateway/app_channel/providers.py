@@ -9,7 +9,6 @@ on agency routes (``unknown_key``: the agency key table never holds it).
 
 from __future__ import annotations
 
-import binascii
 import logging
 import secrets
 import time
@@ -19,11 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from gateway.agencies import callback_url
-from gateway.auth import bearer, check_signed_claims, split_jws
-from gateway.credentials import ADMIN_TOKEN_PREFIX, fingerprint
+from gateway.auth import bearer, check_signed_claims, parse_hs256
+from gateway.credentials import ADMIN_TOKEN_PREFIX, new_key_material
 from gateway.errors import Problem
 from gateway.metrics import AUTH_FAILURES
 from gateway.sealing import Sealer
@@ -35,7 +32,6 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "app_"
 SCOPES = ("notices", "replies")
-_MAX_CLAIM_CHARS = 128
 _TOUCH_INTERVAL = 60.0
 
 
@@ -202,28 +198,27 @@ class ProviderService:
         self, provider_id: uuid.UUID, body: Any, *, actor: str, client_addr: str = ""
     ) -> tuple[ProviderKey, str]:
         data = parse_object(body, KEY_FIELDS)
-        key_id = f"{KEY_PREFIX}{secrets.token_hex(8)}"
-        secret = secrets.token_urlsafe(32)
+        made = new_key_material(self._sealer, KEY_PREFIX, key_context)
         async with self._store.transaction() as tx:
             store = AppChannelStore(tx.db)
             if await store.get_provider(provider_id) is None:
                 raise Problem("not_found", "no such app provider")
             key = await store.insert_key(
-                key_id=key_id,
+                key_id=made.key_id,
                 provider_id=provider_id,
                 name=data["name"],
-                secret_hash=fingerprint(secret),
-                secret_sealed=self._sealer.seal(secret.encode(), key_context(key_id)),
+                secret_hash=made.secret_hash,
+                secret_sealed=made.secret_sealed,
             )
             await tx.audit.record(
                 actor=actor,
                 action="app_key.create",
-                target=key_id,
+                target=made.key_id,
                 outcome="ok",
                 client_addr=client_addr,
                 detail={"provider_id": str(provider_id)},
             )
-        return key, secret
+        return key, made.secret
 
     async def revoke_key(
         self, provider_id: uuid.UUID, key_id: str, *, actor: str, client_addr: str = ""
@@ -271,17 +266,8 @@ class ProviderAuthenticator:
             token = bearer(header)
             if token.startswith(ADMIN_TOKEN_PREFIX):
                 raise Problem("malformed_token", "app routes take an app provider's JWT")
-            try:
-                jws_header, claims, signature = split_jws(token)
-            except (ValueError, binascii.Error, orjson.JSONDecodeError):
-                raise Problem("malformed_token", "not a JWT") from None
-            if jws_header.get("alg") != "HS256":
-                raise Problem("unsupported_algorithm", "sign with HS256")
-            if not isinstance(claims, dict):
-                raise Problem("malformed_token", "the payload is not a JSON object")
-            iss = claims.get("iss")
-            if not isinstance(iss, str) or not iss or len(iss) > _MAX_CLAIM_CHARS:
-                raise Problem("missing_claim", "iss must be your key id")
+            _, claims, signature = parse_hs256(token)
+            iss = claims["iss"]
             key_id = iss
             if not iss.startswith(KEY_PREFIX):
                 # An agency's key id (live_/test_): never valid here, whatever it signs.

@@ -167,24 +167,44 @@ class DataKeyStore:
                      (SELECT r.days FROM retention_settings r
                        WHERE r.agency_id = t.agency_id AND r.channel = $2), $3))"""
 
-    async def old_messages(
-        self, now: datetime, default_days: int, limit: int, shortest: int
+    async def _past_retention(
+        self,
+        name: str,
+        select: str,
+        age: str,
+        channel: str,
+        args: tuple[datetime, int, int, int],
     ) -> list[tuple[uuid.UUID, str]]:
-        """Final messages past the agency's SMS retention that still carry PII."""
+        """Rows of ``select`` (id and the PII column, FROM table ``t``) whose ``age`` column is
+        past their agency's retention for ``channel``, and past the shortest retention of any
+        agency (so the planner can use the age index before looking up each agency)."""
+        now, default_days, limit, shortest = args
         rows = await self._db.fetch(
-            "purge_old_messages",
-            f"""SELECT t.id, t.recipient FROM messages t
-                WHERE t.purged_at IS NULL AND t.final_at IS NOT NULL
-                  AND t.created_at < {self._CUTOFF}
-                  AND t.created_at < $1::timestamptz - make_interval(days => $5)
+            name,
+            f"""{select}
+                  AND t.{age} < {self._CUTOFF}
+                  AND t.{age} < $1::timestamptz - make_interval(days => $5)
                 LIMIT $4""",
             now,
-            "sms",
+            channel,
             default_days,
             limit,
             shortest,
         )
-        return [(r["id"], r["recipient"]) for r in rows]
+        return [(r[0], r[1]) for r in rows]
+
+    async def old_messages(
+        self, now: datetime, default_days: int, limit: int, shortest: int
+    ) -> list[tuple[uuid.UUID, str]]:
+        """Final messages past the agency's SMS retention that still carry PII."""
+        return await self._past_retention(
+            "purge_old_messages",
+            "SELECT t.id, t.recipient FROM messages t "
+            "WHERE t.purged_at IS NULL AND t.final_at IS NOT NULL",
+            "created_at",
+            "sms",
+            (now, default_days, limit, shortest),
+        )
 
     async def scrub_messages(self, ids: list[uuid.UUID], hashed: list[str]) -> None:
         """Text and ciphertext gone, the number replaced by its keyed hash; counts, statuses,
@@ -202,19 +222,13 @@ class DataKeyStore:
     async def old_replies(
         self, now: datetime, default_days: int, limit: int, shortest: int
     ) -> list[tuple[uuid.UUID, str]]:
-        rows = await self._db.fetch(
+        return await self._past_retention(
             "purge_old_replies",
-            f"""SELECT t.id, t.msisdn FROM replies t
-                WHERE t.purged_at IS NULL AND t.received_at < {self._CUTOFF}
-                  AND t.received_at < $1::timestamptz - make_interval(days => $5)
-                LIMIT $4""",
-            now,
+            "SELECT t.id, t.msisdn FROM replies t WHERE t.purged_at IS NULL",
+            "received_at",
             "sms",
-            default_days,
-            limit,
-            shortest,
+            (now, default_days, limit, shortest),
         )
-        return [(r["id"], r["msisdn"]) for r in rows]
 
     async def scrub_replies(self, ids: list[uuid.UUID], hashed: list[str]) -> None:
         await self._db.execute(
@@ -230,19 +244,13 @@ class DataKeyStore:
     async def old_letters(
         self, now: datetime, default_days: int, limit: int, shortest: int
     ) -> list[tuple[uuid.UUID, str]]:
-        rows = await self._db.fetch(
+        return await self._past_retention(
             "purge_old_letters",
-            f"""SELECT t.id, t.recipient_id FROM letters t
-                WHERE t.purged_at IS NULL AND t.accepted_at < {self._CUTOFF}
-                  AND t.accepted_at < $1::timestamptz - make_interval(days => $5)
-                LIMIT $4""",
-            now,
+            "SELECT t.id, t.recipient_id FROM letters t WHERE t.purged_at IS NULL",
+            "accepted_at",
             "letter",
-            default_days,
-            limit,
-            shortest,
+            (now, default_days, limit, shortest),
         )
-        return [(r["id"], r["recipient_id"]) for r in rows]
 
     async def scrub_letters(self, ids: list[uuid.UUID], hashed: list[str]) -> None:
         """Subject, body, attachments and reply texts gone; the evidence chain (hashes and
