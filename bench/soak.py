@@ -214,15 +214,30 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
             "problems": problems,
             "smsc_duplicates": sim.ledger.duplicates,
         }
-        # Flat: RSS grows less than 20% after the first minute; stable: p99 within 2x.
+        # Flat: RSS grows less than 20% after the first minute.
         out["memory_flat"] = last["rss_mb"] <= first["rss_mb"] * 1.2
-        out["latency_stable"] = last["e2e_p99_s"] <= max(0.5, 2 * first["e2e_p99_s"])
+        out["latency_stable"] = latency_stable([m["e2e_p99_s"] for m in minutes])
         out["ok"] = (
             out["memory_flat"]
             and out["latency_stable"]
             and problems == {"not_final": 0, "final_events_not_one": 0, "queue": 0}
         )
         return out
+
+
+def latency_stable(p99s: list[float]) -> bool:
+    """Per-minute accept → delivered p99s (the last minute may be partial and is left out):
+    stable when no minute stalls (none above 3x the run's median, or 1 s) and nothing creeps
+    (the median of the last five minutes within 1.5x that of the first five, or 1 s). A check
+    of the first and last minute alone would pass a run that stalls in between (run 3 in
+    docs/RELIABILITY.md §7 reached 49 s in minute 23 and was back to 1.3 s by minute 26)."""
+    full = p99s[:-1] if len(p99s) > 1 else p99s
+    if not full:
+        return False
+    median = statistics.median(full)
+    no_stall = max(full) <= max(1.0, 3 * median)
+    head, tail = statistics.median(full[:5]), statistics.median(full[-5:])
+    return no_stall and tail <= max(1.0, 1.5 * head)
 
 
 def main() -> None:
