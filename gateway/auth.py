@@ -9,7 +9,6 @@ an audit record holding the key id, client address and reason, never the token o
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -23,6 +22,7 @@ from typing import Any
 import orjson
 from jwt.algorithms import HMACAlgorithm
 
+from gateway.cache import ShortCache
 from gateway.credentials import ADMIN_TOKEN_PREFIX, CredentialService, fingerprint
 from gateway.errors import Problem
 from gateway.metrics import AUTH_FAILURES
@@ -167,8 +167,10 @@ class Authenticator:
         self._skew = iat_skew_seconds
         self._clock = clock
         self._touched: dict[str, float] = {}
-        self._keys: dict[str, tuple[float, tuple[ApiKey, Agency | None, bytes]]] = {}
-        self._loading: dict[str, asyncio.Future[tuple[ApiKey, Agency | None, bytes] | None]] = {}
+        # Unknown key ids are not cached: a key created a moment later is found at once.
+        self._keys: ShortCache[str, tuple[ApiKey, Agency | None, bytes] | None] = ShortCache(
+            _KEY_CACHE_SECONDS, clock=clock, keep=lambda entry: entry is not None
+        )
 
     async def agency(self, header: str | None, client_addr: str) -> AgencyPrincipal:
         use = await self.agency_deferred(header, client_addr, cached=False)
@@ -231,41 +233,18 @@ class Authenticator:
         return {"header": header, "claims": claims, "signature": signature}
 
     async def _key(self, key_id: str, cached: bool) -> tuple[ApiKey, Agency | None, bytes] | None:
-        now = self._clock()
         if cached:
-            hit = self._keys.get(key_id)
-            if hit is not None and hit[0] > now:
-                return hit[1]
-            loading = self._loading.get(key_id)
-            if loading is not None:  # one lookup per key, however many requests wait for it
-                return await asyncio.shield(loading)
-            fut = asyncio.get_running_loop().create_future()
-            self._loading[key_id] = fut
-            try:
-                entry = await self._load_key(key_id, now)
-            except BaseException as exc:
-                fut.set_exception(exc)
-                fut.exception()  # retrieved: waiters re-raise it, no "never retrieved" warning
-                raise
-            else:
-                fut.set_result(entry)
-                return entry
-            finally:
-                self._loading.pop(key_id, None)
-        return await self._load_key(key_id, now)
+            return await self._keys.get(key_id, lambda: self._load_key(key_id))
+        entry = await self._load_key(key_id)
+        self._keys.put(key_id, entry)
+        return entry
 
-    async def _load_key(
-        self, key_id: str, now: float
-    ) -> tuple[ApiKey, Agency | None, bytes] | None:
+    async def _load_key(self, key_id: str) -> tuple[ApiKey, Agency | None, bytes] | None:
         key = await self._store.credentials.get_key(key_id)
         if key is None:
             return None
         agency = await self._store.agencies.get(key.agency_id)
-        entry = (key, agency, _HS256.prepare_key(self._credentials.key_secret(key)))
-        if len(self._keys) > 10_000:
-            self._keys.clear()
-        self._keys[key_id] = (now + _KEY_CACHE_SECONDS, entry)
-        return entry
+        return (key, agency, _HS256.prepare_key(self._credentials.key_secret(key)))
 
     async def _verify_agency(
         self, token: str, parsed: dict[str, Any], key_id: str, client_addr: str, cached: bool

@@ -9,10 +9,8 @@ A 202 is returned only after the transaction that holds the message has committe
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import time as time_module
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -24,6 +22,7 @@ import orjson
 from adapters.sms.encoding import TooManyParts, plan
 from gateway.agencies import callback_url
 from gateway.auth import AgencyPrincipal, TokenUse
+from gateway.cache import ShortCache
 from gateway.config import SmsConfig
 from gateway.errors import Problem
 from gateway.link_policy import LinkPolicy
@@ -147,8 +146,7 @@ class SendingService:
         self._store = store
         self._cfg = cfg
         self._directory = directory
-        self._senders: dict[uuid.UUID, tuple[float, list[Allocation]]] = {}
-        self._senders_loading: dict[uuid.UUID, asyncio.Future[list[Allocation]]] = {}
+        self._senders: ShortCache[uuid.UUID, list[Allocation]] = ShortCache(1.0)
         self.pipeline: SendPipeline | None = None
         # Set from the [links] configuration in gateway/services.py.
         self.links = LinkPolicy()
@@ -328,32 +326,10 @@ class SendingService:
         )
 
     async def cached_senders(self, agency_id: uuid.UUID) -> list[Allocation]:
-        """The agency's senders, cached for a second: the committing transaction checks again
-        that the chosen sender is still allocated, so the cache cannot let a released one out.
-        One lookup per agency at a time: when the entry expires under load, the requests that
-        arrive meanwhile wait for that lookup instead of each running their own."""
-        now = time_module.monotonic()
-        hit = self._senders.get(agency_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        loading = self._senders_loading.get(agency_id)
-        if loading is not None:
-            return await asyncio.shield(loading)
-        fut: asyncio.Future[list[Allocation]] = asyncio.get_running_loop().create_future()
-        self._senders_loading[agency_id] = fut
-        try:
-            held = await self.senders(agency_id)
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: waiters re-raise it, no "never retrieved" warning
-            raise
-        finally:
-            self._senders_loading.pop(agency_id, None)
-        fut.set_result(held)
-        if len(self._senders) > 10_000:
-            self._senders.clear()
-        self._senders[agency_id] = (now + 1.0, held)
-        return held
+        """The agency's senders, cached for a second (gateway/cache.py): the committing
+        transaction checks again that the chosen sender is still allocated, so the cache cannot
+        let a released one out."""
+        return await self._senders.get(agency_id, lambda: self.senders(agency_id))
 
     async def accept_fast(self, use: TokenUse, body: Any) -> bytes:
         """No Idempotency-Key: through the group-commit pipeline (gateway/send_pipeline.py)."""

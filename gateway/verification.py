@@ -19,11 +19,11 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from gateway.cache import ShortCache
 from gateway.config import VerificationConfig
 from gateway.persian import ascii_digits, jalali, persian_digits
 from gateway.recipients import normalize_msisdn
@@ -103,7 +103,7 @@ class VerificationService:
         self._store = store
         self._cfg = cfg
         self._key = key
-        self._policies: dict[uuid.UUID, tuple[float, str]] = {}
+        self._policies: ShortCache[uuid.UUID, str] = ShortCache(1.0)
 
     @property
     def root_number(self) -> str:
@@ -112,15 +112,13 @@ class VerificationService:
     # -- at accept -----------------------------------------------------------------------
     async def policy(self, agency_id: uuid.UUID) -> str:
         """The agency's policy, cached for a second (a change applies within it)."""
-        now = time.monotonic()
-        hit = self._policies.get(agency_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        policy = await self._store.verification.policy(agency_id) or "never"
-        if len(self._policies) > 10_000:
-            self._policies.clear()
-        self._policies[agency_id] = (now + 1.0, policy)
-        return policy
+        return await self._policies.get(agency_id, lambda: self._load_policy(agency_id))
+
+    def forget_policy(self, agency_id: uuid.UUID) -> None:
+        self._policies.forget(agency_id)
+
+    async def _load_policy(self, agency_id: uuid.UUID) -> str:
+        return await self._store.verification.policy(agency_id) or "never"
 
     async def wanted(self, agency_id: uuid.UUID, requested: bool | None) -> bool:
         policy = await self.policy(agency_id)

@@ -61,6 +61,8 @@ async def put_verification(request: web.Request) -> web.Response:
             client_addr=client_addr(request),
             detail={"before": before, "after": data["policy"]},
         )
+    # This process applies it at once; other processes and nodes within their cache's second.
+    svc.verification.forget_policy(agency.id)
     return json_response({"policy": data["policy"]})
 
 
