@@ -31,7 +31,6 @@ from gateway.api import (
     ussd_pushes,
     verify,
 )
-from gateway.api.hostile import refuse_nul_in_url
 from gateway.api.http import BACKGROUND, DRAINING, SERVICES, periodic, problem_middleware
 from gateway.api.ratelimit import RATE_LIMITER, KeyRateLimiter
 from gateway.app_channel.worker import app_push_jobs
@@ -115,7 +114,7 @@ def build_app(services: Services, *, background: bool = True) -> web.Application
     """``background``: also run this process's share of periodic jobs (False in HTTP-only
     worker processes, gateway/workers.py)."""
     app = web.Application(
-        middlewares=[problem_middleware, refuse_nul_in_url],
+        middlewares=[problem_middleware],
         # Batches may be larger; every other route checks http.max_body_bytes itself.
         client_max_size=max(
             services.config.http.max_body_bytes, services.config.http.max_batch_bytes

@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from gateway import availability
-from gateway.api.hostile import check_json, read_body
+from gateway.api.hostile import check_json, check_url, read_body
 from gateway.api.ratelimit import RATE_LIMITER
 from gateway.auth import AdminPrincipal, AgencyPrincipal
 from gateway.errors import PROBLEM_CONTENT_TYPE, Problem
@@ -186,6 +186,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     route = _route_name(request)
     status = 500
     try:
+        check_url(request)
         response = await handler(request)
         status = response.status
         return response
