@@ -169,7 +169,11 @@ class Authenticator:
         self._touched: dict[str, float] = {}
         # Unknown key ids are not cached: a key created a moment later is found at once.
         self._keys: ShortCache[str, tuple[ApiKey, Agency | None, bytes] | None] = ShortCache(
-            _KEY_CACHE_SECONDS, clock=clock, keep=lambda entry: entry is not None
+            _KEY_CACHE_SECONDS,
+            clock=clock,
+            keep=lambda entry: entry is not None,
+            # The send pipeline's transaction checks revocation and suspension again.
+            stale_for=1.0,
         )
 
     async def agency(self, header: str | None, client_addr: str) -> AgencyPrincipal:
@@ -189,9 +193,11 @@ class Authenticator:
     ) -> TokenUse:
         """Every check but the jti replay, which the caller records in its own transaction.
 
-        With ``cached``, key and agency rows come from a one-second cache: the send pipeline
-        re-checks revocation and suspension in the transaction that commits the message, so the
-        cache can never let a revoked key's message through."""
+        With ``cached``, key and agency rows come from a cache (_KEY_CACHE_SECONDS, then up to
+        a second more while one refresh runs): the send pipeline re-checks revocation and
+        suspension in the transaction that commits the message, so the cache can never let a
+        revoked key's message through. Other agency settings (quota, link domains) apply
+        within those six seconds."""
         key_id = ""
         try:
             token = bearer(header)

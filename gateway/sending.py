@@ -146,7 +146,8 @@ class SendingService:
         self._store = store
         self._cfg = cfg
         self._directory = directory
-        self._senders: ShortCache[uuid.UUID, list[Allocation]] = ShortCache(1.0)
+        # The committing transaction checks the sender's allocation again.
+        self._senders: ShortCache[uuid.UUID, list[Allocation]] = ShortCache(1.0, stale_for=1.0)
         self.pipeline: SendPipeline | None = None
         # Set from the [links] configuration in gateway/services.py.
         self.links = LinkPolicy()

@@ -111,3 +111,33 @@ async def test_forget_and_bounded_size() -> None:
     await cache.get(2, load)
     await cache.get(3, load)  # the third entry clears the full cache
     assert await cache.get(1, load) == 5
+
+
+async def test_a_stale_value_is_answered_while_one_refresh_runs() -> None:
+    clock = Clock()
+    cache: ShortCache[str, int] = ShortCache(1.0, clock=clock, stale_for=1.0)
+    release = asyncio.Event()
+    calls = 0
+
+    async def load() -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            await release.wait()
+        return calls
+
+    assert await cache.get("k", load) == 1
+    clock.now += 1.5  # expired, within the stale time
+    assert [await cache.get("k", load) for _ in range(10)] == [1] * 10  # nobody waits
+    await asyncio.sleep(0)
+    assert calls == 2  # one refresh for all of them
+    release.set()
+    await asyncio.sleep(0.01)
+    assert await cache.get("k", load) == 2
+    clock.now += 2.5  # past the stale time too: the caller waits for a fresh value
+    release.clear()
+    waiter = asyncio.create_task(cache.get("k", load))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    release.set()
+    assert await waiter == 3
