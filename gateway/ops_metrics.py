@@ -13,6 +13,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
+from gateway.delivery_window import BASE_SECONDS, GROWTH
 from gateway.dispatch import lane_name
 from gateway.metrics import (
     AGENCY_DELIVERY_LATENCY,
@@ -63,9 +64,10 @@ def set_static(services: Services) -> None:
         USSD_REMOTE.labels(outcome)
 
 
-async def sample(services: Services) -> None:
+async def sample(services: Services, now: datetime | None = None) -> None:
     """One sample of every database-derived gauge. A failing database shows as
-    ``payam_database_up 0`` (the alert "database not ready"), never as stale figures."""
+    ``payam_database_up 0`` (the alert "database not ready"), never as stale figures.
+    ``now``: for tests, which move the window without waiting for it."""
     store, ops = services.store, services.config.ops
     try:
         ok = await asyncio.wait_for(store.ping(), timeout=2.0)
@@ -75,7 +77,7 @@ async def sample(services: Services) -> None:
     DATABASE_UP.set(1 if ok else 0)
     if not ok:
         return
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     for a in await store.operations.agency_samples(tehran_day(now)):
         agency = str(a.agency_id)
         AGENCY_QUOTA_USED.labels(agency).set(a.quota_used_ratio)
@@ -87,13 +89,17 @@ async def sample(services: Services) -> None:
         )
     for lane, n in await store.operations.held():
         QUEUE_HELD.labels(lane_name(lane)).set(n)
-    since = now - timedelta(seconds=ops.sample_window_seconds)
+    window = timedelta(seconds=ops.sample_window_seconds)
+    slices = services.delivery_window
+    slices.configure(window)
+    since, until = slices.next_range(now)
+    slices.add(until, await store.operations.delivery_histogram(since, until, BASE_SECONDS, GROWTH))
     seen: set[tuple[str, str]] = set()
-    for d in await store.operations.delivery_samples(since, now):
-        agency = str(d.agency_id)
-        AGENCY_DELIVERY_RATIO.labels(agency).set(d.delivered / d.finished if d.finished else 0)
+    for agency_id, d in slices.figures(tuple(float(q) for q in _QUANTILES)).items():
+        agency = str(agency_id)
+        AGENCY_DELIVERY_RATIO.labels(agency).set(d.delivered / d.finished)
         seen.add((agency, ""))
-        for q, value in zip(_QUANTILES, (d.p50, d.p95, d.p99), strict=True):
+        for q, value in zip(_QUANTILES, d.quantiles, strict=True):
             if value is not None:
                 AGENCY_DELIVERY_LATENCY.labels(agency, q).set(value)
                 seen.add((agency, q))

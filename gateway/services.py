@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.agencies import AgencyService
 from gateway.app_channel.providers import ProviderAuthenticator, ProviderService
@@ -11,6 +11,7 @@ from gateway.auth import Authenticator
 from gateway.batches import BatchService
 from gateway.config import Config, ConfigError
 from gateway.credentials import CredentialService
+from gateway.delivery_window import DeliveryWindow
 from gateway.letters.chain import EvidenceChain
 from gateway.letters.lifecycle import Lifecycle
 from gateway.letters.service import LetterService
@@ -55,6 +56,8 @@ class Services:
     app_channel: AppChannel | None = None
     app_providers: ProviderService | None = None
     app_auth: ProviderAuthenticator | None = None
+    # This process's slices of the SLA window (gateway/delivery_window.py, gateway/ops_metrics.py).
+    delivery_window: DeliveryWindow = field(default_factory=DeliveryWindow)
 
 
 def build_services(config: Config, store: Store, sealer: Sealer) -> Services:

@@ -34,16 +34,6 @@ class AgencySample:
 
 
 @dataclass(frozen=True, slots=True)
-class DeliverySample:
-    agency_id: uuid.UUID
-    finished: int
-    delivered: int
-    p50: float | None
-    p95: float | None
-    p99: float | None
-
-
-@dataclass(frozen=True, slots=True)
 class BatchRef:
     id: uuid.UUID
     agency_id: uuid.UUID
@@ -232,26 +222,29 @@ class OperationsStore:
             for r in rows
         ]
 
-    async def delivery_samples(self, since: datetime, until: datetime) -> list[DeliverySample]:
-        """Per agency, live messages finished in [since, until): how many, how many delivered,
-        and accept→delivered latency quantiles of the delivered ones. Cancelled ones were never
-        the platform's to deliver and are left out (Art 9 measures the platform)."""
+    async def delivery_histogram(
+        self, since: datetime, until: datetime, base: float, growth: float
+    ) -> list[tuple[uuid.UUID, int, int]]:
+        """Per agency, live messages finished in [since, until), counted by accept→delivered
+        latency bucket k (latency in [base·growth^k, base·growth^(k+1)), gateway/
+        delivery_window.py), -1 for finished but not delivered. Cancelled ones were never the
+        platform's to deliver and are left out (Art 9 measures the platform)."""
         rows = await self._db.fetch(
-            "ops_delivery_samples",
-            """SELECT agency_id, count(*) AS finished,
-                      count(*) FILTER (WHERE status = 'delivered') AS delivered,
-                      percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
-                          ORDER BY extract(epoch FROM final_at - coalesce(send_at, created_at)))
-                        FILTER (WHERE status = 'delivered') AS q
+            "ops_delivery_histogram",
+            """SELECT agency_id,
+                      CASE WHEN status = 'delivered' THEN
+                          greatest(0, floor(ln(greatest(
+                              extract(epoch FROM final_at - coalesce(send_at, created_at)),
+                              $4::float8) / $4::float8) / ln($5::float8)))::int
+                      ELSE -1 END AS bucket,
+                      count(*) AS n
                FROM messages
                WHERE final_at >= $1 AND final_at < $2 AND NOT is_test AND status <> $3
-               GROUP BY agency_id""",
+               GROUP BY 1, 2""",
             since,
             until,
             CANCELLED,
+            base,
+            growth,
         )
-        out = []
-        for r in rows:
-            q = list(r["q"]) if r["q"] is not None else [None, None, None]
-            out.append(DeliverySample(r["agency_id"], int(r["finished"]), int(r["delivered"]), *q))
-        return out
+        return [(r["agency_id"], int(r["bucket"]), int(r["n"])) for r in rows]
