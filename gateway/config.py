@@ -204,9 +204,8 @@ class UssdConfig:
 class OpsConfig:
     """Operators' view and controls (issue 8): metric sampling, crisis mode, SLA defaults."""
 
-    # How often gateway/ops_metrics.py samples quota use, SLA latency and the database.
-    # The per-agency query reads every message finished in the window, on every node: keep the
-    # window short and the interval long on busy platforms.
+    # How often gateway/ops_metrics.py samples quota use, SLA latency and the database. Each
+    # sample reads only the messages finished since the last one (gateway/delivery_window.py).
     sample_seconds: float = 30.0
     # The window (seconds) over which per-agency delivery latency and ratio are sampled.
     sample_window_seconds: int = 900
