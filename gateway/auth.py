@@ -203,9 +203,9 @@ class Authenticator:
             token = bearer(header)
             if token.startswith(ADMIN_TOKEN_PREFIX):
                 raise Problem("admin_token_on_agency_route", "use an agency API key")
-            parsed = self._parse(token)
-            key_id = parsed["claims"]["iss"]
-            use = await self._verify_agency(token, parsed, key_id, client_addr, cached)
+            _, claims, signature = parse_hs256(token)
+            key_id = claims["iss"]
+            use = await self._verify_agency(token, claims, signature, client_addr, cached)
         except Problem as exc:
             await self.refused(exc, key_id=key_id, client_addr=client_addr)
             raise
@@ -233,11 +233,6 @@ class Authenticator:
         await self._touch(f"a:{admin.id}", None, admin)
         return principal
 
-    def _parse(self, token: str) -> dict[str, Any]:
-        """Decode once, without verifying; the signature is checked in _verify_agency."""
-        header, claims, signature = parse_hs256(token)
-        return {"header": header, "claims": claims, "signature": signature}
-
     async def _key(self, key_id: str, cached: bool) -> tuple[ApiKey, Agency | None, bytes] | None:
         if cached:
             return await self._keys.get(key_id, lambda: self._load_key(key_id))
@@ -253,14 +248,20 @@ class Authenticator:
         return (key, agency, _HS256.prepare_key(self._credentials.key_secret(key)))
 
     async def _verify_agency(
-        self, token: str, parsed: dict[str, Any], key_id: str, client_addr: str, cached: bool
+        self,
+        token: str,
+        claims: dict[str, Any],
+        signature: bytes,
+        client_addr: str,
+        cached: bool,
     ) -> TokenUse:
+        key_id = claims["iss"]
         found = await self._key(key_id, cached)
         if found is None:
             raise Problem("unknown_key", "no such key id")
         key, agency, secret = found
         jti, expires = check_signed_claims(
-            token, parsed["signature"], secret, parsed["claims"], self._clock(), self._skew
+            token, signature, secret, claims, self._clock(), self._skew
         )
         if key.revoked_at is not None:
             raise Problem("key_revoked")

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.errors import Problem
 from gateway.sealing import Sealer
@@ -33,9 +33,10 @@ class KeyMaterial:
     stored only as its fingerprint (to find the key) and sealed (to check signatures)."""
 
     key_id: str
-    secret: str
-    secret_hash: bytes
-    secret_sealed: bytes
+    # repr=False: a KeyMaterial in a log line or a traceback must not show the secret.
+    secret: str = field(repr=False)
+    secret_hash: bytes = field(repr=False)
+    secret_sealed: bytes = field(repr=False)
 
 
 def new_key_material(
@@ -54,13 +55,13 @@ def new_key_material(
 @dataclass(frozen=True, slots=True)
 class IssuedKey:
     key: ApiKey
-    secret: str
+    secret: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class IssuedAdminToken:
     token: AdminToken
-    value: str
+    value: str = field(repr=False)
 
 
 class CredentialService:

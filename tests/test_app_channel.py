@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import jwt
 import pytest
 
 from adapters.app.simulator import AppSimSettings, AppSimulator
@@ -355,6 +356,17 @@ async def test_bad_provider_credentials_refused(env: Env) -> None:
     )
     assert await post(agency_jwt(s.key_id, s.key_secret), "/v1/messages") == (401, "unknown_key")
     assert await post(env.admin) == (401, "malformed_token")
+    # Malformed tokens, shared with agency routes (gateway.auth.parse_hs256).
+    assert await post("not.a.jwt") == (401, "malformed_token")
+    now = int(time.time())
+    claims = {"iss": s.key_id, "iat": now, "jti": "alg-none"}
+    assert await post(jwt.encode(claims, None, algorithm="none")) == (
+        401,
+        "unsupported_algorithm",
+    )
+    assert await post(
+        jwt.encode({"iat": now, "jti": "no-iss"}, s.key_secret, algorithm="HS256")
+    ) == (401, "missing_claim")
     replayed = agency_jwt(s.key_id, s.key_secret, jti="once")
     assert (await post(replayed))[0] == 200
     assert await post(replayed) == (401, "token_replayed")

@@ -10,6 +10,8 @@ from typing import Any
 import jwt
 import pytest
 
+from gateway.credentials import key_context, new_key_material
+from gateway.sealing import Sealer
 from gateway.services import Services
 from tests.conftest import agency_jwt, auth, make_agency, make_key
 
@@ -250,3 +252,12 @@ async def test_unknown_and_revoked_admin_tokens(services: Services, client: Any)
         401,
         "admin_token_revoked",
     )
+
+
+def test_new_key_material_keeps_its_secret_out_of_repr(sealer: Sealer) -> None:
+    made = new_key_material(sealer, "live_", key_context)
+    assert made.key_id.startswith("live_")
+    assert len(made.key_id) == 5 + 16
+    assert made.secret not in repr(made)
+    assert made.secret_sealed != made.secret.encode()
+    assert sealer.open(made.secret_sealed, key_context(made.key_id)) == made.secret.encode()

@@ -200,12 +200,13 @@ async def test_nasty_mail_over_real_smtp(smtp: Smtp) -> None:
     for case, (raw, allowed) in cases.items():
         before = await pool.fetchval("SELECT count(*) FROM letters")
         started = time.monotonic()
-        code, text = await asyncio.to_thread(_raw_send, smtp, raw)
-        print("RELIABILITY nasty-smtp", case, code)  # the reply text may echo the mail
-        assert code in allowed, (case, code, text)
+        code, _ = await asyncio.to_thread(_raw_send, smtp, raw)
+        # The case's name and the SMTP code only: the reply text may echo parts of the mail.
+        print("RELIABILITY nasty-smtp", case, code)
+        assert code in allowed, (case, code)
         assert time.monotonic() - started < 10, case
         after = await pool.fetchval("SELECT count(*) FROM letters")
-        assert after == before + (1 if code == 250 else 0), (case, code, text)
+        assert after == before + (1 if code == 250 else 0), (case, code)
     names = [r["name"] for r in await pool.fetch("SELECT name FROM letter_attachments")]
     assert names == ["fdp.exe"]  # no directories, no U+202E
     # Subjects are sealed at rest (gateway/vault.py): read them as the store opens them.

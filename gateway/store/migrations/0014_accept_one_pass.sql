@@ -57,11 +57,13 @@ BEGIN
     --    (agency, recipient, text) makes the second wait for the first to commit, and step 2
     --    (a new snapshot: plpgsql takes one per statement in READ COMMITTED) then sees its row.
     --    Taken in one sorted order, first, so that two batches never deadlock on them. The text
-    --    enters as its keyed hash (body_mac, 0010); a row without a MAC falls back to the text.
+    --    enters as its keyed hash (body_mac, 0010), hashed as the base64 it arrives in (as
+    --    unique as the bytes; no decode and re-encode per row); a row without a MAC falls back
+    --    to the text.
     PERFORM pg_advisory_xact_lock(h)
        FROM (SELECT DISTINCT hashtextextended(
                         t.agency_id::text || '|' || t.recipient || '|'
-                        || coalesce(encode(decode(t.body_mac, 'base64'), 'hex'), t.body),
+                        || coalesce(t.body_mac, t.body),
                         7040) AS h
                FROM unnest(p) AS t
               WHERE t.dup_since IS NOT NULL
