@@ -9,7 +9,6 @@ an audit record holding the key id, client address and reason, never the token o
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac
 import logging
@@ -42,9 +41,20 @@ _KEY_CACHE_SECONDS = 5.0
 _HS256 = HMACAlgorithm(HMACAlgorithm.SHA256)
 
 
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
 def _b64url(segment: str) -> bytes:
-    # RFC 7515 §2: base64url without padding. Same leniency as PyJWT's base64url_decode.
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    # RFC 7515 §2: base64url without padding. Same leniency as PyJWT's base64url_decode
+    # (base64.urlsafe_b64decode, whose steps these are, without its Python-level wrappers:
+    # non-ASCII is a ValueError, characters outside the alphabet are skipped).
+    raw = (segment + "=" * (-len(segment) % 4)).encode("ascii")
+    return binascii.a2b_base64(raw.translate(_URLSAFE))
+
+
+# The header segment is the same for nearly every token (``{"alg":"HS256","typ":"JWT"}``):
+# its parsed form is kept for a few distinct segments, so each request decodes only its claims.
+_HEADERS: dict[str, Any] = {}
 
 
 def split_jws(token: str) -> tuple[dict[str, Any], Any, bytes]:
@@ -56,9 +66,13 @@ def split_jws(token: str) -> tuple[dict[str, Any], Any, bytes]:
     parts = token.split(".")
     if len(parts) != 3:
         raise ValueError("not three segments")
-    header = orjson.loads(_b64url(parts[0]))
-    if not isinstance(header, dict):
-        raise ValueError("header is not an object")
+    header = _HEADERS.get(parts[0])
+    if header is None:
+        header = orjson.loads(_b64url(parts[0]))
+        if not isinstance(header, dict):
+            raise ValueError("header is not an object")
+        if len(_HEADERS) < 16 and len(parts[0]) <= 256:
+            _HEADERS[parts[0]] = header
     return header, orjson.loads(_b64url(parts[1])), _b64url(parts[2])
 
 

@@ -78,6 +78,11 @@ SMS_ACCEPTED = Counter(
     "Messages accepted by the API, by agency and priority.",
     ["agency", "priority"],
 )
+ACCEPT_BATCH_SIZE = Histogram(
+    "payam_accept_batch_messages",
+    "Messages per group commit of POST /v1/messages (gateway/send_pipeline.py).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 SMS_SUBMITTED = Counter(
     "payam_sms_submitted_total",
     "Messages whose every part an operator accepted.",

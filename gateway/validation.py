@@ -47,9 +47,43 @@ def _name(kind: type | tuple[type, ...]) -> str:
 def parse_object(
     body: Any, fields: Mapping[str, Field], *, partial: bool = False
 ) -> dict[str, Any]:
-    """Validate ``body`` against ``fields``; ``partial`` (PATCH) makes nothing required."""
+    """Validate ``body`` against ``fields``; ``partial`` (PATCH) makes nothing required.
+
+    One pass over the fields the body has (a send carries 3-5 of a dozen); at the first doubt
+    the full pass below runs and lists every problem in the fields' order, as before. The fast
+    pass only ever accepts what the full pass accepts (the send path spent ~8% of its CPU here).
+    """
     if not isinstance(body, dict):
         raise Problem("wrong_type", "the body must be a JSON object")
+    out: dict[str, Any] = {}
+    for name, value in body.items():
+        spec = fields.get(name)
+        if spec is None:
+            return _parse_all(body, fields, partial)
+        if value is None:
+            continue
+        kind = spec.kind
+        if kind is str and type(value) is str:
+            if spec.max_length is not None and len(value) > spec.max_length:
+                return _parse_all(body, fields, partial)
+        elif kind is bool and type(value) is bool:
+            pass
+        elif not _type_ok(value, kind) or _limits(name, value, spec) is not None:
+            return _parse_all(body, fields, partial)
+        if spec.check is not None:
+            try:
+                value = spec.check(value)
+            except Problem:
+                return _parse_all(body, fields, partial)
+        out[name] = value
+    if not partial:
+        for name, spec in fields.items():
+            if spec.required and name not in out:
+                return _parse_all(body, fields, partial)
+    return out
+
+
+def _parse_all(body: dict[str, Any], fields: Mapping[str, Field], partial: bool) -> dict[str, Any]:
     errors: list[dict[str, str]] = []
     for name in body:
         if name not in fields:

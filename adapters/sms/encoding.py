@@ -208,9 +208,13 @@ def _count(text: str, cost: Callable[[str], int], per_part: int, units: int) -> 
 
 
 def _units(text: str, encoding: Encoding) -> int:
+    # Counted by C loops (str.count, the UTF-16 codec) rather than a generator per character:
+    # this runs for every message the HTTP API accepts.
     if encoding == "gsm7":
-        return len(text) + sum(1 for ch in text if ch in _GSM_EXT_CHARS)
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+        return len(text) + sum(map(text.count, _GSM_EXT_CHARS))
+    # UCS2 units are UTF-16 code units: a character outside the BMP is a surrogate pair
+    # (RFC 2781 §2.1); a lone surrogate, passed through, is one unit.
+    return len(text.encode("utf-16-le", "surrogatepass")) >> 1
 
 
 def _resolve(text: str, force_ucs2: bool, data_coding: int | None) -> tuple[Encoding, int]:

@@ -202,19 +202,40 @@ class MessageStore:
         (``payam_accept_messages``, migration accept_function): per message a refusal code or
         None, in
         order, and the commit time of the accepted ones."""
-        batch = [
-            {
-                **{f: getattr(m, f) for f in _MESSAGE_FIELDS},
+        # One JSON object per row, built field by field: a key left out is NULL for
+        # jsonb_populate_recordset (migration 0014), so absent optionals are not sent at all.
+        batch: list[dict[str, Any]] = []
+        for i, m in enumerate(rows):
+            item: dict[str, Any] = {
+                "id": str(m.id),  # asyncpg's UUIDs are not uuid.UUID: orjson takes only str
+                "agency_id": str(m.agency_id),
+                "key_id": m.key_id,
+                "is_test": m.is_test,
+                "recipient": m.recipient,
+                "sender": m.sender,
+                "body": m.body,
+                "encoding": m.encoding,
+                "parts": m.parts,
+                "priority": m.priority,
+                "mandatory": m.mandatory,
+                "status": m.status,
+                "valid_until": m.valid_until,
+                "client_ref": m.client_ref,
+                "callback_url": m.callback_url,
                 "vt": m.vt,
                 "jti": jtis[i],
                 "expires": expires[i],
                 "opt_check": check_opt_out[i],
-                "dup_since": duplicate_since[i],
                 "day": days[i],
                 "quota": quotas[i],
             }
-            for i, m in enumerate(rows)
-        ]
+            if m.batch_id is not None:
+                item["batch_id"] = str(m.batch_id)
+            if m.send_at is not None:
+                item["send_at"] = m.send_at
+            if duplicate_since[i] is not None:
+                item["dup_since"] = duplicate_since[i]
+            batch.append(item)
         if self.vault is not None:
             # Sealed here, per batch: the function stores ciphertext and compares MACs
             # (migration 0010); the text itself never reaches the database.
@@ -228,7 +249,7 @@ class MessageStore:
         row = await self._db.fetchrow(
             "message_accept_many",
             "SELECT codes, accepted_at FROM payam_accept_messages($1::jsonb)",
-            orjson.dumps(batch, default=str).decode(),  # asyncpg UUIDs are not uuid.UUID
+            orjson.dumps(batch).decode(),
         )
         assert row is not None
         return list(row["codes"]), row["accepted_at"]
