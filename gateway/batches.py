@@ -121,10 +121,23 @@ def recipients_from_csv(text: str) -> list[Recipient]:
 
 
 class BatchService:
-    def __init__(self, store: Store, sending: SendingService, directory: CitizenDirectory) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sending: SendingService,
+        directory: CitizenDirectory,
+        pool_size: int = 10,
+    ) -> None:
         self._store = store
         self._sending = sending
         self._directory = directory
+        # A batch holds its transaction's connection while it takes a second one from the pool
+        # for each chunk's opt-out lookup (overlapped with the previous chunk's insert) and
+        # for the quota, which must not be locked for the whole transaction. As many batches
+        # as the pool has connections would each hold one and wait for another, for ever:
+        # at most half the pool (and at most 4: the work is CPU-bound on 2 cores) run their
+        # transactions at once; the rest wait here, before they hold anything.
+        self._in_tx = asyncio.Semaphore(max(1, min(4, pool_size // 2)))
         # The app channel (gateway/app_channel); set in gateway/services.py.
         self.app: AppChannel | None = None
 
@@ -184,7 +197,7 @@ class BatchService:
         accepted = fragments = held = 0
         reserved = False
         try:
-            async with self._store.transaction() as tx:
+            async with self._in_tx, self._store.transaction() as tx:
                 # Chunks overlap: while the server inserts one, Python prepares the next.
                 pending: asyncio.Task[None] | None = None
                 try:

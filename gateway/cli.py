@@ -67,9 +67,10 @@ def load_sealer(cfg: Config) -> Sealer:
 
 
 async def _with_services(cfg: Config, fn: Callable[[Services], Awaitable[Any]]) -> Any:
-    pool = await create_pool(database_url(cfg), 1, 2, cfg.database.command_timeout_seconds)
+    dsn = database_url(cfg)
+    pool = await create_pool(dsn, 1, 2, cfg.database.command_timeout_seconds)
     try:
-        return await fn(build_services(cfg, Store(pool), load_sealer(cfg)))
+        return await fn(build_services(cfg, Store(pool), load_sealer(cfg), dsn))
     finally:
         await pool.close()
 

@@ -36,7 +36,7 @@ async def create_app(
     pool = await create_pool(dsn, db.pool_min_size, db.pool_max_size, db.command_timeout_seconds)
     async with pool.acquire() as conn:
         await _check_schema(conn)
-    services = build_services(cfg, Store(pool), sealer)
+    services = build_services(cfg, Store(pool), sealer, dsn)
     app = build_app(services, background=background)
     if background:
         app.cleanup_ctx.append(sms_context(services))

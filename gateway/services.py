@@ -27,7 +27,7 @@ from gateway.send_pipeline import SendPipeline
 from gateway.sending import SendingService
 from gateway.store import Store
 from gateway.store.data_keys import DataKeyStore
-from gateway.store.db import Executor
+from gateway.store.db import Executor, OwnConnection
 from gateway.vault import Keyring, Vault
 from gateway.verification import VerificationService
 
@@ -60,14 +60,22 @@ class Services:
     delivery_window: DeliveryWindow = field(default_factory=DeliveryWindow)
 
 
-def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
+def build_services(
+    config: Config, store: Store, sealer: Sealer, dsn: str | None = None
+) -> Services:
+    """``dsn``: the database's URL when ``database.url`` is unset (the embedded server)."""
     if store.vault is None:
-        # Data keys are read and created outside any caller's transaction (on the pool).
+        # Data keys are read and created outside any caller's transaction and outside the
+        # pool, on connections of their own (OwnConnection says why).
+        url = dsn or config.database.url
+        if not url:
+            raise ConfigError("database.url", "needed for the data keys' own connections")
         try:
             keyring = Keyring.for_platform(sealer, config.privacy.data_kek_files)
         except (OSError, SealError) as exc:  # fail fast, naming the key
             raise ConfigError("privacy.data_kek_files", str(exc)) from None
-        store.use_vault(Vault(DataKeyStore(Executor(store.pool)), keyring, sealer))
+        own = OwnConnection(url, config.database.command_timeout_seconds)
+        store.use_vault(Vault(DataKeyStore(Executor(own)), keyring, sealer))
     assert store.vault is not None
     credentials = CredentialService(store, sealer)
     directory = LocalDirectory(store)
@@ -91,7 +99,7 @@ def build_services(config: Config, store: Store, sealer: Sealer) -> Services:
         sending.accept_with_idempotency,
     )
     sending.app = app_channel
-    batches = BatchService(store, sending, directory)
+    batches = BatchService(store, sending, directory, config.database.pool_max_size)
     batches.app = app_channel
     return Services(
         config=config,

@@ -16,6 +16,7 @@ All crypto is here and in memory; the SQL is in ``gateway/store/data_keys.py``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -154,6 +155,11 @@ class Vault:
         self._pii_key = sealer.derive_key("payam/pii-hash/v1")
         self._by_slot: dict[tuple[uuid.UUID, str, date], DataKey] = {}
         self._by_id: dict[int, DataKey] = {}
+        # One fetch per missing key however many requests want it at once: a cold process
+        # under load would otherwise open a connection per waiting request (OwnConnection).
+        self._creating: dict[tuple[uuid.UUID, str, date], asyncio.Lock] = {}
+        self._loading = asyncio.Lock()
+        self._shredded: set[int] = set()
 
     # -- keys ----------------------------------------------------------------------------
     async def key_for(self, agency_id: uuid.UUID, channel: str, at: datetime) -> DataKey:
@@ -163,23 +169,37 @@ class Vault:
         key = self._by_slot.get(slot)
         if key is not None:
             return key
-        ctx = wrap_context(*slot)
-        kid, wrapped = self.keyring.wrap(os.urandom(KEY_BYTES), ctx)
-        row = await self._store.get_or_create(agency_id, channel, slot[2], kid, wrapped)
-        key = DataKey(row.id, self.keyring.unwrap(row.kek_id, row.wrapped, ctx))
-        self._by_slot[slot] = key
-        self._by_id[key.id] = key
+        lock = self._creating.setdefault(slot, asyncio.Lock())
+        async with lock:
+            key = self._by_slot.get(slot)  # made while this request waited for the lock
+            if key is not None:
+                return key
+            ctx = wrap_context(*slot)
+            kid, wrapped = self.keyring.wrap(os.urandom(KEY_BYTES), ctx)
+            row = await self._store.get_or_create(agency_id, channel, slot[2], kid, wrapped)
+            key = DataKey(row.id, self.keyring.unwrap(row.kek_id, row.wrapped, ctx))
+            self._by_slot[slot] = key
+            self._by_id[key.id] = key
+        self._creating.pop(slot, None)  # later callers find the key cached
         return key
 
     async def load(self, key_ids: Iterable[int | None]) -> None:
         """Unwrap the data keys of a batch of rows in one query (a shredded key stays out)."""
-        missing = {k for k in key_ids if k is not None and k not in self._by_id}
-        if not missing:
+        wanted = {k for k in key_ids if k is not None}
+        wanted -= self._by_id.keys()
+        wanted -= self._shredded
+        if not wanted:
             return
-        for row in await self._store.by_ids(sorted(missing)):
-            ctx = wrap_context(row.agency_id, row.channel, row.period)
-            key = DataKey(row.id, self.keyring.unwrap(row.kek_id, row.wrapped, ctx))
-            self._by_id[row.id] = key
+        async with self._loading:  # whoever waited here may find its keys loaded meanwhile
+            missing = wanted - self._by_id.keys()
+            if not missing:
+                return
+            for row in await self._store.by_ids(sorted(missing)):
+                ctx = wrap_context(row.agency_id, row.channel, row.period)
+                key = DataKey(row.id, self.keyring.unwrap(row.kek_id, row.wrapped, ctx))
+                self._by_id[row.id] = key
+            # Gone for good (ids are never reused): not asked for again on every read.
+            self._shredded |= missing - self._by_id.keys()
 
     def open(self, key_id: int, sealed: bytes | None, aad: bytes) -> bytes | None:
         """The plaintext, or None when the key was shredded (or the row purged). ``load``
@@ -192,6 +212,7 @@ class Vault:
     def forget(self, key_ids: Iterable[int]) -> None:
         """Drop shredded keys from this process's cache."""
         for kid in key_ids:
+            self._shredded.add(kid)
             key = self._by_id.pop(kid, None)
             if key is not None:
                 for slot, k in list(self._by_slot.items()):

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from gateway.credentials import key_context, new_key_material
+from gateway.credentials import key_context, new_key_material, shown_secret
 from gateway.sealing import Sealer
 from gateway.services import Services
 from tests.conftest import agency_jwt, auth, make_agency, make_key
@@ -261,3 +261,12 @@ def test_new_key_material_keeps_its_secret_out_of_repr(sealer: Sealer) -> None:
     assert made.secret not in repr(made)
     assert made.secret_sealed != made.secret.encode()
     assert sealer.open(made.secret_sealed, key_context(made.key_id)) == made.secret.encode()
+
+
+def test_shown_secrets_never_begin_with_a_dash() -> None:
+    # token_urlsafe starts with '-' once in 64 draws: 3000 draws all miss it by chance with
+    # probability (63/64)**3000 < 1e-20, so this fails if shown_secret stops filtering.
+    drawn = [shown_secret(24) for _ in range(3000)]
+    assert not [s for s in drawn if s.startswith("-")]
+    assert len(set(drawn)) == len(drawn)
+    assert {len(s) for s in drawn} == {32}

@@ -169,3 +169,39 @@ async def test_batch_over_quota_writes_nothing(services: Services, client: Any) 
     assert await services.store.pool.fetchval("SELECT count(*) FROM queue") == 0
     assert await services.store.pool.fetchval("SELECT count(*) FROM batches") == 0
     assert await services.store.messages.usage(a.id, datetime.now(TEHRAN).date()) == 0
+
+
+async def test_concurrent_batches_on_a_small_pool_do_not_deadlock(
+    config: Any, pool: Any, sealer: Any, database_url: str, aiohttp_client: Any
+) -> None:
+    """Each batch holds its transaction's connection and takes another for opt-outs and the
+    quota: with as many batches as connections, every one waited for a second, for good."""
+    import asyncio
+    from dataclasses import replace
+
+    import asyncpg
+
+    from gateway.api.app import build_app
+    from gateway.services import build_services
+    from gateway.store import Store
+
+    small = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    assert small is not None
+    try:
+        cfg = replace(config, database=replace(config.database, pool_max_size=4))
+        services = build_services(cfg, Store(small), sealer)
+        client = await aiohttp_client(build_app(services))
+        a = await _agency(services, client)
+        recipients = [{"to": f"+98912{i:07d}"} for i in range(200)]
+        async with asyncio.timeout(60):
+            results = await asyncio.gather(
+                *(
+                    _post(a, {"template": f"اطلاعیه {n}", "recipients": recipients})
+                    for n in range(8)
+                )
+            )
+        assert [r[0] for r in results] == [202] * 8, results
+        assert {r[1]["accepted"] for r in results} == {200}
+        assert await small.fetchval("SELECT count(*) FROM messages") == 1600
+    finally:
+        await small.close()

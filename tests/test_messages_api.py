@@ -165,6 +165,30 @@ async def test_idempotency_under_concurrency(tax: Agency) -> None:
     assert await tax.messages() == 1
 
 
+async def test_idempotency_race_on_a_small_pool_does_not_deadlock(
+    config: Any, pool: asyncpg.Pool, sealer: Any, database_url: str, aiohttp_client: Any
+) -> None:
+    """Same-key requests wait, each in its own transaction, on the first one's key row; the
+    first must then finish without another connection from the pool (a new agency's first
+    message creates its data key). Found in CI: 12 requests on a pool of 12 hung for good."""
+    small = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    assert small is not None
+    try:
+        services = build_services(config, Store(small), sealer)
+        client = await aiohttp_client(build_app(services))
+        agency = await _agency(services, client)
+        body = {"to": MSISDN, "text": "race on a small pool"}
+        async with asyncio.timeout(30):
+            results = await asyncio.gather(
+                *(agency.send(body, **{"Idempotency-Key": "k"}) for _ in range(10))
+            )
+        assert {r[0] for r in results} == {202}
+        assert len({r[1]["id"] for r in results}) == 1
+        assert await agency.messages() == 1
+    finally:
+        await small.close()
+
+
 async def test_duplicate_suppressed(tax: Agency) -> None:
     assert (await tax.send({"to": MSISDN, "text": "hello"}))[0] == 202
     status, body = await tax.send({"to": "09121234567", "text": "hello"})

@@ -10,7 +10,6 @@ on agency routes (``unknown_key``: the agency key table never holds it).
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from typing import Any
 
 from gateway.agencies import callback_url
 from gateway.auth import bearer, check_signed_claims, parse_hs256
-from gateway.credentials import ADMIN_TOKEN_PREFIX, new_key_material
+from gateway.credentials import ADMIN_TOKEN_PREFIX, new_key_material, shown_secret
 from gateway.errors import Problem
 from gateway.metrics import AUTH_FAILURES
 from gateway.sealing import Sealer
@@ -140,7 +139,7 @@ class ProviderService:
     ) -> tuple[AppProvider, str]:
         data = parse_object(body, PROVIDER_FIELDS)
         provider_id = uuid.uuid4()
-        push_secret = secrets.token_urlsafe(32)
+        push_secret = shown_secret(32)
         async with self._store.transaction() as tx:
             provider = await AppChannelStore(tx.db).insert_provider(
                 provider_id=provider_id,

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from gateway.agencies import _email, callback_url
+from gateway.credentials import shown_secret
 from gateway.errors import Problem
 from gateway.letters.service import parse_deemed
 from gateway.store import Store
@@ -133,7 +134,7 @@ class LetterSettingsService:
         username = (username or f"oa-{secrets.token_hex(4)}").lower()
         if not _USERNAME.match(username):
             raise Problem("invalid_value", "username: 3..63 of a-z 0-9 . _ -")
-        password = secrets.token_urlsafe(24)
+        password = shown_secret(24)
         hashed = await asyncio.to_thread(hash_password, password)
         async with self._store.transaction() as tx:
             if await tx.agencies.get(agency_id) is None:

@@ -23,7 +23,7 @@ class Executor:
     ``payam_store_query_duration_seconds{query=name}``.
     """
 
-    def __init__(self, target: asyncpg.Pool[Record] | Conn) -> None:
+    def __init__(self, target: asyncpg.Pool[Record] | Conn | OwnConnection) -> None:
         self._target: Any = target
 
     async def fetch(self, name: str, sql: str, *args: Any) -> list[Record]:
@@ -80,6 +80,39 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """Skip asyncpg's per-release reset query (RESET ALL, UNLISTEN *, …): it costs a round trip
     on every release, and we keep no session state — advisory locks are transaction-scoped or
     released explicitly, and the one LISTEN removes its listener before releasing."""
+
+
+class OwnConnection:
+    """An Executor target that opens a connection of its own for each statement, outside
+    every pool: for the few statements that run while the caller may hold a pooled
+    connection in a transaction (a data key created or loaded mid-accept, gateway/vault.py).
+    On the pool they can deadlock it: requests with one Idempotency-Key each hold a pooled
+    connection while they wait, in their transactions, on the first one's key row, and the
+    first then needs one more connection for its data key (seen in CI with 12 requests on a
+    pool of 12). Rare by design (once per key and process: the vault caches keys), so the
+    ~2 ms of a connect costs nothing in steady state."""
+
+    def __init__(self, dsn: str, command_timeout: float) -> None:
+        self._dsn = dsn
+        self._timeout = command_timeout
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[asyncpg.Connection[Record]]:
+        conn: asyncpg.Connection[Record] = await asyncpg.connect(
+            self._dsn, command_timeout=self._timeout, timeout=self._timeout
+        )
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def fetch(self, sql: str, *args: Any) -> list[Record]:
+        async with self._conn() as conn:
+            return await conn.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Record | None:
+        async with self._conn() as conn:
+            return await conn.fetchrow(sql, *args)
 
 
 async def create_pool(
