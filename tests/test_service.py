@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from dataclasses import replace
@@ -10,8 +11,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from gateway.api.app import build_app
-from gateway.config import LogConfig
+from gateway.config import Config, LogConfig
 from gateway.logs import JsonFormatter, setup_logging
+from gateway.sealing import Sealer
+from gateway.server import create_app
 from gateway.services import Services, build_services
 from tests.conftest import auth
 
@@ -81,3 +84,20 @@ def test_json_log_lines() -> None:
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+async def test_startup_objects_are_frozen_out_of_the_collector(
+    config: Config, database_url: str, sealer: Sealer, pool: Any, aiohttp_client: Any
+) -> None:
+    """The real app factory (gateway/server.py) freezes what startup built, as its last step,
+    so that full collections under load do not walk it."""
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    # ``pool``: the test database, migrated. HTTP only: no dispatchers or binds here.
+    app = await create_app(config, database_url, sealer, background=False)
+    try:
+        client = await aiohttp_client(app)
+        assert gc.get_freeze_count() > 1000
+        assert (await client.get("/healthz")).status == 200
+    finally:
+        gc.unfreeze()
