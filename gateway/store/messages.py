@@ -3,7 +3,6 @@ the policy lookups the accept path needs (opt-outs, duplicates, quota, idempoten
 
 from __future__ import annotations
 
-import base64
 import os
 import uuid
 from datetime import UTC, date, datetime
@@ -92,11 +91,17 @@ class MessageStore:
         from gateway.vault import SMS, message_aad
 
         keys = await agency_keys(vault, {m.agency_id for m in rows}, SMS)
-        out: list[tuple[int, bytes, bytes] | None] = []
-        for m in rows:
-            k = keys[m.agency_id]
-            raw = m.body.encode()
-            out.append((k.id, k.seal(raw, message_aad(m.id)), vault.mac(m.body)))
+        # Per agency, so that each key seals its rows in one seal_many (one nonce draw from the
+        # OS for the lot); a group commit's rows nearly always share one agency.
+        by_agency: dict[uuid.UUID, list[int]] = {}
+        for i, m in enumerate(rows):
+            by_agency.setdefault(m.agency_id, []).append(i)
+        out: list[tuple[int, bytes, bytes] | None] = [None] * len(rows)
+        for agency_id, idx in by_agency.items():
+            k = keys[agency_id]
+            sealed = k.seal_many([(rows[i].body.encode(), message_aad(rows[i].id)) for i in idx])
+            for i, c in zip(idx, sealed, strict=True):
+                out[i] = (k.id, c, vault.mac(rows[i].body))
         return out
 
     async def insert_one(self, m: NewMessage, lane: int) -> datetime:
@@ -199,57 +204,51 @@ class MessageStore:
         quotas: list[int],
     ) -> tuple[list[str | None], datetime]:
         """The send pipeline's whole batch in one call and one implicit transaction
-        (``payam_accept_messages``, migration accept_function): per message a refusal code or
-        None, in
-        order, and the commit time of the accepted ones."""
-        # One JSON object per row, built field by field: a key left out is NULL for
-        # jsonb_populate_recordset (migration 0014), so absent optionals are not sent at all.
-        batch: list[dict[str, Any]] = []
+        (``payam_accept_messages``, migrations 0009 to 0015): per message a refusal code or
+        None, in order, and the commit time of the accepted ones."""
+        # One composite value per row, in payam_accept_item's attribute order (migration 0015),
+        # sent by asyncpg in binary: no JSON to parse and no text to convert on the server.
+        sealed = await self._sealed(rows)
+        items: list[tuple[Any, ...]] = []
         for i, m in enumerate(rows):
-            item: dict[str, Any] = {
-                "id": str(m.id),  # asyncpg's UUIDs are not uuid.UUID: orjson takes only str
-                "agency_id": str(m.agency_id),
-                "key_id": m.key_id,
-                "is_test": m.is_test,
-                "recipient": m.recipient,
-                "sender": m.sender,
-                "body": m.body,
-                "encoding": m.encoding,
-                "parts": m.parts,
-                "priority": m.priority,
-                "mandatory": m.mandatory,
-                "status": m.status,
-                "valid_until": m.valid_until,
-                "client_ref": m.client_ref,
-                "callback_url": m.callback_url,
-                "vt": m.vt,
-                "jti": jtis[i],
-                "expires": expires[i],
-                "opt_check": check_opt_out[i],
-                "day": days[i],
-                "quota": quotas[i],
-            }
-            if m.batch_id is not None:
-                item["batch_id"] = str(m.batch_id)
-            if m.send_at is not None:
-                item["send_at"] = m.send_at
-            if duplicate_since[i] is not None:
-                item["dup_since"] = duplicate_since[i]
-            batch.append(item)
-        if self.vault is not None:
-            # Sealed here, per batch: the function stores ciphertext and compares MACs
-            # (migration 0010); the text itself never reaches the database.
-            b64 = base64.b64encode
-            for item, sealed in zip(batch, await self._sealed(rows), strict=True):
-                assert sealed is not None
-                item["body"] = ""
-                item["data_key"] = sealed[0]
-                item["body_sealed"] = b64(sealed[1]).decode()
-                item["body_mac"] = b64(sealed[2]).decode()
+            s = sealed[i]
+            items.append(
+                (
+                    jtis[i],
+                    expires[i],
+                    check_opt_out[i],
+                    duplicate_since[i],
+                    days[i],
+                    quotas[i],
+                    m.id,
+                    m.agency_id,
+                    m.batch_id,
+                    m.key_id,
+                    m.is_test,
+                    m.recipient,
+                    m.sender,
+                    # Sealed here, per batch: the function stores ciphertext and compares MACs
+                    # (migration 0010); the text itself never reaches the database.
+                    m.body if s is None else "",
+                    m.encoding,
+                    m.parts,
+                    m.priority,
+                    m.mandatory,
+                    m.status,
+                    m.send_at,
+                    m.valid_until,
+                    m.client_ref,
+                    m.callback_url,
+                    m.vt,
+                    None if s is None else s[0],
+                    None if s is None else s[1],
+                    None if s is None else s[2],
+                )
+            )
         row = await self._db.fetchrow(
             "message_accept_many",
-            "SELECT codes, accepted_at FROM payam_accept_messages($1::jsonb)",
-            orjson.dumps(batch).decode(),
+            "SELECT codes, accepted_at FROM payam_accept_messages($1::payam_accept_item[])",
+            items,
         )
         assert row is not None
         return list(row["codes"]), row["accepted_at"]
