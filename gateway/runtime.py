@@ -34,6 +34,9 @@ from gateway.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
+GAUGE_PERIOD = 2.0  # seconds between samples of the in-memory gauges (binds, windows)
+DEPTH_BUDGET = 0.05  # the share of time the queue count may take (next_depth_delay)
+
 
 def operator_settings(op: OperatorConfig) -> OperatorSettings:
     bind = BindSettings(
@@ -135,18 +138,32 @@ class SmsRuntime:
 
     async def _gauges(self) -> None:
         """Queue depth and oldest age per lane, binds up and window use, every few seconds."""
+        loop = asyncio.get_running_loop()
+        next_depths = 0.0
         while True:
             try:
-                for lane, depth, oldest in await self.services.store.queue.depths():
-                    QUEUE_DEPTH.labels(lane_name(lane)).set(depth)
-                    QUEUE_OLDEST.labels(lane_name(lane)).set(oldest)
+                started = loop.time()
+                if started >= next_depths:
+                    for lane, depth, oldest in await self.services.store.queue.depths():
+                        QUEUE_DEPTH.labels(lane_name(lane)).set(depth)
+                        QUEUE_OLDEST.labels(lane_name(lane)).set(oldest)
+                    next_depths = started + next_depth_delay(loop.time() - started)
                 for name, client in self.clients.items():
                     SMPP_BINDS_UP.labels(name).set(client.binds_up)
                     SMPP_IN_FLIGHT.labels(name).set(client.in_flight)
                 self.session_events.sample(self.clients)
             except Exception:
                 log.exception("sampling queue gauges failed")
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(GAUGE_PERIOD)
+
+
+def next_depth_delay(elapsed: float) -> float:
+    """Seconds until the next queue count. The depth gauge is exact, so the query counts the
+    whole queue: 234 ms of PostgreSQL with 1,000,000 queued (measured 2026-12-04), which every
+    2 s would be 12 % of a core exactly when a backlog drains. Counting at most DEPTH_BUDGET of
+    the time stretches the period to about 5 s there, and leaves it at GAUGE_PERIOD below
+    about 400,000 queued."""
+    return max(GAUGE_PERIOD, elapsed / DEPTH_BUDGET)
 
 
 def sms_context(
