@@ -1,6 +1,7 @@
 """The accept function across a rolling upgrade (migration 0015): a node still on the previous
-release calls 0014's JSON function, one on this release the binary one. Both must keep
-duplicate suppression between them, advisory lock included."""
+release calls the JSON entry point, one on this release the binary one. The JSON one converts
+its rows and calls the binary one, so both store the same message and keep duplicate
+suppression between them, advisory lock included."""
 
 from __future__ import annotations
 
@@ -93,3 +94,7 @@ async def test_previous_and_current_accept_functions_suppress_each_others_duplic
     assert codes == ["duplicate_message"]
     n = await pool.fetchval("SELECT count(*) FROM messages WHERE agency_id = $1", a.id)
     assert n == 1
+    # The previous release's base64 reached the row as the sealed bytes: it opens.
+    stored = await services.store.messages.get(a.id, old.id)
+    assert stored is not None
+    assert stored.body == old.body

@@ -211,7 +211,9 @@ class MessageStore:
         sealed = await self._sealed(rows)
         items: list[tuple[Any, ...]] = []
         for i, m in enumerate(rows):
-            s = sealed[i]
+            # Sealed here, per batch: the function stores ciphertext and compares MACs
+            # (migration 0010); the text itself never reaches the database.
+            data_key, body_sealed, body_mac = sealed[i] or (None, None, None)
             items.append(
                 (
                     jtis[i],
@@ -227,9 +229,7 @@ class MessageStore:
                     m.is_test,
                     m.recipient,
                     m.sender,
-                    # Sealed here, per batch: the function stores ciphertext and compares MACs
-                    # (migration 0010); the text itself never reaches the database.
-                    m.body if s is None else "",
+                    m.body if body_sealed is None else "",
                     m.encoding,
                     m.parts,
                     m.priority,
@@ -240,9 +240,9 @@ class MessageStore:
                     m.client_ref,
                     m.callback_url,
                     m.vt,
-                    None if s is None else s[0],
-                    None if s is None else s[1],
-                    None if s is None else s[2],
+                    data_key,
+                    body_sealed,
+                    body_mac,
                 )
             )
         row = await self._db.fetchrow(

@@ -6,8 +6,9 @@
 -- the sealed text and its MAC), and the gateway about the same as before (a tuple per message
 -- instead of a dict, orjson and two base64 encodes). Same single call, same steps, same answers.
 --
--- 0014's jsonb function stays, unused by this code, so that nodes still running the previous
--- release keep accepting while a rolling upgrade reaches them; a later migration drops it.
+-- 0014's jsonb entry point stays for nodes still running the previous release while a rolling
+-- upgrade reaches them, but as a conversion into this function (at the end of this file), so
+-- that there is one body of accept logic; a later migration drops it.
 
 CREATE TYPE payam_accept_item AS (
     jti          text,
@@ -40,12 +41,11 @@ CREATE TYPE payam_accept_item AS (
 );
 
 CREATE FUNCTION payam_accept_messages(
-    p_rows          payam_accept_item[],
+    p               payam_accept_item[],
     OUT codes       text[],
     OUT accepted_at timestamptz
 ) LANGUAGE plpgsql AS $$
 DECLARE
-    p        payam_accept_item[] := p_rows;
     g        record;
     idx      integer;
     refused  uuid[] := '{}';
@@ -57,9 +57,9 @@ BEGIN
     --    (agency, recipient, text) makes the second wait for the first to commit, and step 2
     --    (a new snapshot: plpgsql takes one per statement in READ COMMITTED) then sees its row.
     --    Taken in one sorted order, first, so that two batches never deadlock on them. The text
-    --    enters as its keyed hash (body_mac, 0010), hashed as base64, exactly as 0014's function
-    --    hashes it, so that during a rolling upgrade a node on either function takes the same
-    --    lock for the same message; a row without a MAC falls back to the text.
+    --    enters as its keyed hash (body_mac, 0010), hashed as base64 exactly as 0014's body
+    --    hashed it, so that a batch still running that body while this migration commits takes
+    --    the same lock for the same message; a row without a MAC falls back to the text.
     PERFORM pg_advisory_xact_lock(h)
        FROM (SELECT DISTINCT hashtextextended(
                         t.agency_id::text || '|' || t.recipient || '|'
@@ -201,3 +201,22 @@ BEGIN
 END
 $$;
 ALTER FUNCTION payam_accept_messages(payam_accept_item[]) SET plan_cache_mode = force_generic_plan;
+
+-- 0014's entry point, for nodes still on the previous release during a rolling upgrade: its
+-- JSON rows (base64 for the sealed text and MAC) converted and passed to the function above.
+CREATE OR REPLACE FUNCTION payam_accept_messages(
+    p_rows          jsonb,
+    OUT codes       text[],
+    OUT accepted_at timestamptz
+) LANGUAGE sql AS $$
+    SELECT f.codes, f.accepted_at
+      FROM payam_accept_messages(ARRAY(
+               SELECT ROW(r.jti, r.expires, r.opt_check, r.dup_since, r.day, r.quota, r.id,
+                          r.agency_id, r.batch_id, r.key_id, r.is_test, r.recipient, r.sender,
+                          r.body, r.encoding, r.parts, r.priority, r.mandatory, r.status,
+                          r.send_at, r.valid_until, r.client_ref, r.callback_url, r.vt,
+                          r.data_key, decode(r.body_sealed, 'base64'),
+                          decode(r.body_mac, 'base64'))::payam_accept_item
+                 -- ARRAY() keeps the order the set-returning function produces (as in 0014).
+                 FROM jsonb_populate_recordset(NULL::payam_accept_row, p_rows) AS r)) AS f
+$$;
