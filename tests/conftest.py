@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from gateway.config import Config, NumberingConfig, load_config
 from gateway.credentials import IssuedKey
 from gateway.embedded_pg import EmbeddedPostgres
 from gateway.identity import legal_id_check_digit
+from gateway.persian import TEHRAN
 from gateway.sealing import Sealer
 from gateway.services import Services, build_services
 from gateway.store import Store
@@ -177,6 +179,17 @@ def auth(token: str) -> dict[str, str]:
 
 
 _seq = iter(range(10**6))
+
+
+async def clear_of_tehran_midnight(margin: float = 10.0) -> None:
+    """Wait until past midnight in Tehran when it is less than ``margin`` seconds away: the
+    daily quota is per Tehran day by design, so a test that sends and then reads the day's
+    usage would see the day change under it."""
+    now = datetime.now(TEHRAN)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), TEHRAN)
+    left = (midnight - now).total_seconds()
+    if left < margin:
+        await asyncio.sleep(left + 0.5)
 
 
 def legal_id(n: int | None = None) -> str:

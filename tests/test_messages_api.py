@@ -19,7 +19,7 @@ from gateway.numbering import Request
 from gateway.persian import TEHRAN
 from gateway.services import Services, build_services
 from gateway.store import Store
-from tests.conftest import agency_jwt, make_agency, make_key
+from tests.conftest import agency_jwt, clear_of_tehran_midnight, make_agency, make_key
 
 MSISDN = "+989121234567"
 
@@ -210,6 +210,7 @@ async def test_opt_out_blocks_non_mandatory_only(services: Services, client: Any
 
 
 async def test_daily_quota_counts_fragments(services: Services, client: Any) -> None:
+    await clear_of_tehran_midnight()
     a = await _agency(services, client, daily_fragment_quota=5)
     long_text = "ا" * 100  # with the hint: 2 UCS2 parts
     assert plan(long_text + "\nلغو۱۱")[1] == 2
@@ -322,6 +323,7 @@ async def test_concurrent_duplicates_accept_exactly_one(tax: Agency) -> None:
 async def test_concurrent_sends_respect_quota_exactly(services: Services, client: Any) -> None:
     """Quota counted last, per group; a group that would go over is admitted one by one and
     the rest taken back out, so exactly the quota is accepted and counted."""
+    await clear_of_tehran_midnight()
     a = await _agency(services, client, daily_fragment_quota=10)
     results = await asyncio.gather(
         *(a.send({"to": f"+98912000{i:04d}", "text": f"notice {i}"}) for i in range(30))
